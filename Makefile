@@ -1,0 +1,59 @@
+# The two commands of the README: `make run` and `make test`. Everything else supports them.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_USERS ?= 50
+
+.PHONY: run test install install-dev lint migrate seed serve worker beat clean
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+.env.local: | $(VENV)/.runtime
+	$(PY) -c "from pathlib import Path; import sys; sys.path.insert(0, '.'); \
+	from scoreboard_project.env import write_local_secrets; write_local_secrets(Path('.env.local'))"
+
+var:
+	mkdir -p var
+
+migrate: install .env.local var
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_demo --users $(DEMO_USERS) --if-empty
+	$(PY) manage.py rebuild_leaderboard
+
+serve:
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) scoreboard_project.asgi:application
+
+run: seed
+	@echo "Serving on http://$(HOST):$(PORT)/  (API /api/, docs /api/docs/, admin /admin/)"
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) scoreboard_project.asgi:application
+
+test: install-dev .env.local var
+	$(PY) scripts/run_tests.py $(ARGS)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+worker: install
+	$(VENV)/bin/celery -A scoreboard_project worker --loglevel=info
+
+beat: install
+	$(VENV)/bin/celery -A scoreboard_project beat --loglevel=info
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,65 @@
+"""JWTs: HS256, signed with JWT_SECRET, carrying `user_id` and the session id `sid`."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+
+from scoreboard_project.errors import Unauthorized
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: int
+    sid: str
+
+
+def token_pair_issue(*, user_id: int, sid: str) -> tuple[dict, str]:
+    """Return the login response body and the refresh token's jti."""
+    refresh = RefreshToken()
+    refresh["user_id"] = user_id
+    refresh["sid"] = sid
+    access = refresh.access_token
+    body = {
+        "access": str(access),
+        "refresh": str(refresh),
+        "token_type": "Bearer",
+        "expires_in": settings.JWT_EXPIRY,
+    }
+    return body, refresh["jti"]
+
+
+def _claims(token) -> AccessClaims:
+    user_id = token.payload.get("user_id")
+    sid = token.payload.get("sid")
+    if not isinstance(user_id, int) or isinstance(user_id, bool) or not isinstance(sid, str):
+        raise Unauthorized("The token is missing required claims.")
+    try:
+        uuid.UUID(sid)
+    except ValueError:
+        raise Unauthorized("The token is missing required claims.") from None
+    return AccessClaims(user_id=user_id, sid=sid)
+
+
+def access_token_verify(raw: str) -> AccessClaims:
+    """Check signature, algorithm, expiry, type and claims in process; no I/O."""
+    try:
+        token = AccessToken(raw)
+    except TokenError:
+        raise Unauthorized("The token is invalid or expired.") from None
+    return _claims(token)
+
+
+def refresh_token_verify(raw: str) -> tuple[AccessClaims, str]:
+    """Check a refresh token in process; return its claims and jti."""
+    if not isinstance(raw, str) or not raw:
+        raise Unauthorized("A refresh token is required.")
+    try:
+        token = RefreshToken(raw)
+    except TokenError:
+        raise Unauthorized("The refresh token is invalid or expired.") from None
+    return _claims(token), token["jti"]

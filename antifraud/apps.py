@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AntifraudConfig(AppConfig):
+    name = "antifraud"
+    default_auto_field = "django.db.models.BigAutoField"

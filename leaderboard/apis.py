@@ -1,0 +1,18 @@
+from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.views import APIView
+
+from leaderboard.selectors import leaderboard_top_json
+from leaderboard.serializers import ScoreboardOutput
+
+
+class ScoreboardApi(APIView):
+    """GET /api/scoreboard: the top 10, served from the cache as stored bytes."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: ScoreboardOutput}, auth=[])
+    def get(self, request):
+        return HttpResponse(leaderboard_top_json(), content_type="application/json")

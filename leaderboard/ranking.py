@@ -1,0 +1,121 @@
+"""The ranking index in Redis: a sorted set per board, with its top-10 cache.
+
+Key layout (the board name makes room for more boards later):
+  leaderboard:{board}:index    sorted set  user_id -> total score
+  leaderboard:{board}:reached  hash        user_id -> epoch microseconds the total was reached
+  leaderboard:{board}:top10    string      cached top-10 JSON (TTL LEADERBOARD_CACHE_TTL)
+  leaderboard:{board}:version  counter     bumped whenever the top 10 may have changed
+  leaderboard:names            hash        user_id -> username
+  idem:{action_id}             string      "status:new_score:rank" of a credited action
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+TOP_N = 10
+# Ties at the tenth score are resolved by reach time; this bounds how many are read.
+TIE_SCAN_LIMIT = 1000
+NAMES_KEY = "leaderboard:names"
+
+
+@dataclass(frozen=True, slots=True)
+class BoardKeys:
+    index: str
+    reached: str
+    top10: str
+    version: str
+
+    @classmethod
+    def for_board(cls, board: str) -> BoardKeys:
+        prefix = f"leaderboard:{board}"
+        return cls(f"{prefix}:index", f"{prefix}:reached", f"{prefix}:top10", f"{prefix}:version")
+
+
+def idempotency_key(action_id: str) -> str:
+    return f"idem:{action_id}"
+
+
+# Record a new total after commit, in one round trip: raise the index (never lower it, so
+# out-of-order commits of one user cannot move them back), invalidate the top 10 if it may
+# have changed, compute the competition rank and remember the answer for replays.
+RECORD_SCRIPT = """
+local index, reached, top, version, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local user, total, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4])
+local current = redis.call('ZSCORE', index, user)
+local changed = 0
+if not current or total > tonumber(current) then
+  local affects = false
+  local was = redis.call('ZREVRANK', index, user)
+  if was and was < n then
+    affects = true
+  else
+    local tail = redis.call('ZREVRANGE', index, n - 1, n - 1, 'WITHSCORES')
+    if #tail == 0 or total >= tonumber(tail[2]) then affects = true end
+  end
+  redis.call('ZADD', index, total, user)
+  redis.call('HSET', reached, user, ARGV[3])
+  if affects then
+    redis.call('INCR', version)
+    redis.call('DEL', top)
+    changed = 1
+  end
+end
+local rank = redis.call('ZCOUNT', index, '(' .. ARGV[2], '+inf') + 1
+if ARGV[5] ~= '' then
+  redis.call('SET', idem, ARGV[5] .. ':' .. ARGV[2] .. ':' .. rank, 'EX', tonumber(ARGV[6]))
+end
+return {rank, changed}
+"""
+
+# Everything needed to build the top 10: the members down to the tenth score (ties
+# included), their reach times and names, the player count and the version read.
+TOP_READ_SCRIPT = """
+local index, reached, version, names = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local n, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local tail = redis.call('ZREVRANGE', index, n - 1, n - 1, 'WITHSCORES')
+local members
+if #tail == 0 then
+  members = redis.call('ZREVRANGE', index, 0, -1, 'WITHSCORES')
+else
+  members = redis.call('ZREVRANGEBYSCORE', index, '+inf', tail[2], 'WITHSCORES', 'LIMIT', 0, limit)
+end
+local ids = {}
+for i = 1, #members, 2 do ids[#ids + 1] = members[i] end
+local times, usernames = {}, {}
+if #ids > 0 then
+  times = redis.call('HMGET', reached, unpack(ids))
+  usernames = redis.call('HMGET', names, unpack(ids))
+end
+return {members, times, usernames, redis.call('ZCARD', index), redis.call('GET', version) or '0'}
+"""
+
+# Store a built top 10 only if nothing changed the board while it was being built.
+TOP_STORE_SCRIPT = """
+if (redis.call('GET', KEYS[2]) or '0') == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
+  return 1
+end
+return 0
+"""
+
+
+class Scripts:
+    """Lua scripts registered once per client (EVALSHA, falling back to EVAL)."""
+
+    def __init__(self, client: redis.Redis):
+        self.record = client.register_script(RECORD_SCRIPT)
+        self.top_read = client.register_script(TOP_READ_SCRIPT)
+        self.top_store = client.register_script(TOP_STORE_SCRIPT)
+
+
+_scripts: dict[int, Scripts] = {}
+
+
+def scripts_for(client: redis.Redis) -> Scripts:
+    found = _scripts.get(id(client))
+    if found is None:
+        found = _scripts[id(client)] = Scripts(client)
+    return found

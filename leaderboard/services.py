@@ -1,0 +1,136 @@
+"""Writes to the ranking index. They run after the score transaction commits."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+
+from leaderboard.ranking import NAMES_KEY, TOP_N, BoardKeys, idempotency_key, scripts_for
+from leaderboard.selectors import ranked_scores, user_rank_from_db
+from scoreboard_project.redis import RedisError, redis_client
+
+logger = logging.getLogger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+REBUILD_CHUNK = 5000
+
+
+def micros(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def _keys(board: str | None) -> BoardKeys:
+    return BoardKeys.for_board(board or settings.LEADERBOARD_NAME)
+
+
+def leaderboard_record(
+    *,
+    user_id: int,
+    total: int,
+    reached_at: datetime,
+    remember: tuple[str, int] | None = None,
+    board: str | None = None,
+) -> int:
+    """Put a committed total into the index and return the player's competition rank.
+
+    `remember` is (action_id, status): the answer is kept for idempotent replays.
+    """
+    client = redis_client()
+    if client is not None:
+        keys = _keys(board)
+        action_id, status = remember or ("", 0)
+        try:
+            rank, _changed = scripts_for(client).record(
+                keys=[keys.index, keys.reached, keys.top10, keys.version, idempotency_key(action_id)],
+                args=[
+                    user_id,
+                    total,
+                    micros(reached_at),
+                    TOP_N,
+                    f"{status}" if remember else "",
+                    settings.IDEMPOTENCY_TTL,
+                ],
+            )
+            return int(rank)
+        except RedisError:
+            logger.error("redis unreachable; user %s total %s not indexed", user_id, total)
+    return user_rank_from_db(total=total)
+
+
+def leaderboard_name_set(*, user_id: int, username: str) -> None:
+    client = redis_client()
+    if client is None:
+        return
+    try:
+        client.hset(NAMES_KEY, str(user_id), username)
+    except RedisError:
+        logger.warning("redis unreachable; name of user %s not cached", user_id)
+
+
+def leaderboard_user_sync(*, user_id: int, board: str | None = None) -> None:
+    """Make the index agree with the database for one user (after activation changes)."""
+    client = redis_client()
+    if client is None:
+        return
+    keys = _keys(board)
+    score = ranked_scores().filter(user_id=user_id).first()
+    try:
+        with client.pipeline(transaction=True) as pipe:
+            if score is None:
+                pipe.zrem(keys.index, user_id)
+                pipe.hdel(keys.reached, user_id)
+            else:
+                pipe.zadd(keys.index, {str(user_id): score.total_score})
+                pipe.hset(keys.reached, str(user_id), micros(score.updated_at))
+            pipe.incr(keys.version)
+            pipe.delete(keys.top10)
+            pipe.execute()
+    except RedisError:
+        logger.error("redis unreachable; user %s not synced; run rebuild_leaderboard", user_id)
+
+
+def leaderboard_rebuild(*, board: str | None = None) -> int:
+    """Recreate the index from the database and swap it in atomically; return its size."""
+    client = redis_client()
+    if client is None:
+        return ranked_scores().count()
+    keys = _keys(board)
+    suffix = uuid.uuid4().hex
+    index_tmp, reached_tmp, names_tmp = (
+        f"{key}:rebuild:{suffix}" for key in (keys.index, keys.reached, NAMES_KEY)
+    )
+    count = 0
+    rows = ranked_scores().values_list("user_id", "user__username", "total_score", "updated_at")
+    batch: list = []
+    for row in rows.iterator(chunk_size=REBUILD_CHUNK):
+        batch.append(row)
+        if len(batch) == REBUILD_CHUNK:
+            count += _rebuild_chunk(client, batch, index_tmp, reached_tmp, names_tmp)
+            batch = []
+    count += _rebuild_chunk(client, batch, index_tmp, reached_tmp, names_tmp)
+    with client.pipeline(transaction=True) as pipe:
+        for tmp, final in ((index_tmp, keys.index), (reached_tmp, keys.reached)):
+            if count:
+                pipe.rename(tmp, final)
+            else:
+                pipe.delete(final)
+        if count:
+            pipe.rename(names_tmp, NAMES_KEY)
+        pipe.incr(keys.version)
+        pipe.delete(keys.top10)
+        pipe.execute()
+    return count
+
+
+def _rebuild_chunk(client, rows, index_key, reached_key, names_key) -> int:
+    if not rows:
+        return 0
+    with client.pipeline(transaction=False) as pipe:
+        pipe.zadd(index_key, {str(user_id): total for user_id, _, total, _ in rows})
+        pipe.hset(reached_key, mapping={str(user_id): micros(at) for user_id, _, _, at in rows})
+        pipe.hset(names_key, mapping={str(user_id): name for user_id, name, _, _ in rows})
+        pipe.execute()
+    return len(rows)

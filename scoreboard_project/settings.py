@@ -1,0 +1,232 @@
+"""Settings, all read from environment variables (see README and .env.example)."""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from scoreboard_project.env import Env, database_from_url, read_env_file
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+ENV_FILE = Path(os.environ.get("SCOREBOARD_ENV_FILE", BASE_DIR / ".env.local"))
+env = Env(read_env_file(ENV_FILE))
+
+DEBUG = env.bool("DEBUG", False)
+
+INSECURE_SECRETS = {"", "change-me", "changeme", "secret", "your-secret-key", "dev"}
+MIN_SECRET_LENGTH = 32
+
+
+def _secret(name: str) -> str:
+    value = env.str(name)
+    if value in INSECURE_SECRETS or len(value) < MIN_SECRET_LENGTH or value.startswith("django-insecure"):
+        if not DEBUG:
+            raise ImproperlyConfigured(
+                f"{name} must be set to a random value of at least {MIN_SECRET_LENGTH} "
+                "characters when DEBUG is false (`make run` generates one into .env.local)."
+            )
+        return value or f"insecure-development-only-{name.lower()}-" + "x" * MIN_SECRET_LENGTH
+    return value
+
+
+SECRET_KEY = _secret("SECRET_KEY")
+JWT_SECRET = _secret("JWT_SECRET")
+JWT_EXPIRY = env.int("JWT_EXPIRY", 3600, minimum=1)
+JWT_REFRESH_EXPIRY = env.int("JWT_REFRESH_EXPIRY", 14 * 24 * 3600, minimum=60)
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "django_ratelimit",
+    "accounts",
+    "scores",
+    "leaderboard",
+    "antifraud",
+]
+
+MIDDLEWARE = [
+    "scoreboard_project.middleware.JsonErrorMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "scoreboard_project.urls"
+ASGI_APPLICATION = "scoreboard_project.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: PostgreSQL from DB_CONNECTION_STRING, an SQLite file when it is empty.
+DB_CONNECTION_STRING = env.str("DB_CONNECTION_STRING")
+DATABASES = {"default": database_from_url(DB_CONNECTION_STRING, base_dir=BASE_DIR)}
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", 60, minimum=0)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+PASSWORD_HASHERS = env.list(
+    "PASSWORD_HASHERS",
+    [
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.Argon2PasswordHasher",
+        "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+        "django.contrib.auth.hashers.ScryptPasswordHasher",
+    ],
+)
+
+# Redis: ranking index, top-10 cache, sessions, rate limits, channel layer. Empty: none.
+REDIS_URL = env.str("REDIS_URL")
+REDIS_SOCKET_TIMEOUT = float(env.str("REDIS_SOCKET_TIMEOUT", "1.0"))
+
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "cache",
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# django-ratelimit counts login attempts in the default cache. Without Redis that is the
+# process-local LocMemCache, which is right for the single-process embedded default only.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+if not REDIS_URL:
+    SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
+RATELIMIT_HASH_ALGORITHM = "hashlib.sha256"
+
+# Celery: a broker from CELERY_BROKER_URL (default REDIS_URL); without one, tasks run inline.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# The product's own settings (API.md section 7).
+RATE_LIMIT_PER_USER = env.int("RATE_LIMIT_PER_USER", 10, minimum=1)
+RATE_LIMIT_WINDOW = env.int("RATE_LIMIT_WINDOW", 60, minimum=1)
+RATE_LIMIT_GLOBAL = env.int("RATE_LIMIT_GLOBAL", 1000, minimum=1)
+MAX_POINTS_PER_ACTION = env.int("MAX_POINTS_PER_ACTION", 1000, minimum=1)
+SUSPICIOUS_VELOCITY_THRESHOLD = env.int("SUSPICIOUS_VELOCITY_THRESHOLD", 100, minimum=1)
+MANUAL_REVIEW_THRESHOLD = env.int("MANUAL_REVIEW_THRESHOLD", 10000, minimum=1)
+WS_CONNECTION_LIMIT = env.int("WS_CONNECTION_LIMIT", 1000, minimum=1)
+WS_HEARTBEAT_INTERVAL = env.int("WS_HEARTBEAT_INTERVAL", 30, minimum=1)
+WS_ALLOW_ANONYMOUS = env.bool("WS_ALLOW_ANONYMOUS", False)
+
+REGISTRATION_OPEN = env.bool("REGISTRATION_OPEN", True)
+LOGIN_RATE_PER_IP = env.str("LOGIN_RATE_PER_IP", "20/m")
+LOGIN_RATE_PER_USERNAME = env.str("LOGIN_RATE_PER_USERNAME", "5/m")
+REGISTER_RATE_PER_IP = env.str("REGISTER_RATE_PER_IP", "20/h")
+LEADERBOARD_NAME = env.str("LEADERBOARD_NAME", "global")
+LEADERBOARD_CACHE_TTL = env.int("LEADERBOARD_CACHE_TTL", 60, minimum=1)
+SESSION_CACHE_SECONDS = env.int("SESSION_CACHE_SECONDS", 300, minimum=1)
+IDEMPOTENCY_TTL = env.int("IDEMPOTENCY_TTL", 24 * 3600, minimum=60)
+ACTION_TYPES_CACHE_SECONDS = env.int("ACTION_TYPES_CACHE_SECONDS", 5, minimum=0)
+MAX_REQUEST_BODY = 16 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.SessionJWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "scoreboard_project.negotiation.JsonOnlyNegotiation",
+    "EXCEPTION_HANDLER": "scoreboard_project.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SIMPLE_JWT = {
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": JWT_SECRET,
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=JWT_EXPIRY),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=JWT_REFRESH_EXPIRY),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "user_id",
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "UPDATE_LAST_LOGIN": False,
+    "LEEWAY": 0,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Live Scoreboard API",
+    "DESCRIPTION": "Score updates, the top-10 scoreboard, accounts and tokens.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", not DEBUG and env.bool("HTTPS", False))
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = False
+if env.bool("BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOG_LEVEL = env.str("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}

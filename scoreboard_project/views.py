@@ -1,0 +1,31 @@
+"""JSON answers for paths and failures that no API view handles."""
+
+from django.core.exceptions import RequestDataTooBig
+
+from scoreboard_project.errors import (
+    InvalidAction,
+    NotFound,
+    PayloadTooLarge,
+    ServerError,
+    error_response,
+)
+
+
+def not_found(request, exception=None, **kwargs):
+    return error_response(NotFound(f"No such path: {request.path}"))
+
+
+def bad_request(request, exception=None):
+    if isinstance(exception, RequestDataTooBig):
+        return error_response(PayloadTooLarge())
+    return error_response(InvalidAction("Bad request."))
+
+
+def permission_denied(request, exception=None):
+    from scoreboard_project.errors import Forbidden
+
+    return error_response(Forbidden())
+
+
+def server_error(request):
+    return error_response(ServerError())

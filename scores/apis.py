@@ -1,0 +1,39 @@
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from scoreboard_project.fields import ErrorOutput
+from scores.serializers import ScoreSubmitInput, ScoreSubmitOutput
+from scores.services import score_submit
+from scores.validation import action_parse
+
+ERRORS = {code: OpenApiResponse(ErrorOutput) for code in (400, 401, 403, 409, 413, 429, 503)}
+
+
+class ScoreSubmitApi(APIView):
+    """POST /api/scores: translate the request, let the service decide."""
+
+    @extend_schema(
+        request=ScoreSubmitInput,
+        responses={200: ScoreSubmitOutput, **ERRORS},
+        examples=[
+            OpenApiExample(
+                "quest",
+                request_only=True,
+                value={
+                    "action_id": "6f1c2c52-8f0e-4d8e-9a51-6f0b8d2f0a11",
+                    "action_type": "quest",
+                    "points": 10,
+                },
+            ),
+            OpenApiExample(
+                "credited",
+                response_only=True,
+                value={"success": True, "user_id": 42, "new_score": 1530, "rank": 7},
+            ),
+        ],
+    )
+    def post(self, request):
+        outcome = score_submit(user_id=request.user.id, action=action_parse(request.data))
+        headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+        return Response(outcome.body, status=outcome.status, headers=headers)

@@ -1,0 +1,83 @@
+"""The ledger write: credit one action exactly once, with no read-modify-write.
+
+On PostgreSQL it is one statement: the history insert (which does nothing if the
+`action_id` exists) feeds the upsert of the total, and the new total comes back. The
+unique index on `action_id` serialises concurrent duplicates; the upsert locks the
+player's score row, so concurrent credits of one player add up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from scores.validation import ScoreAction
+
+POSTGRES_CREDIT = """
+WITH credited AS (
+    INSERT INTO score_history (user_id, action_id, action_type, points, request_hash, created_at)
+    VALUES (%(user_id)s, %(action_id)s, %(action_type)s, %(points)s, %(request_hash)s, clock_timestamp())
+    ON CONFLICT (action_id) DO NOTHING
+    RETURNING user_id, points
+)
+INSERT INTO score AS s (user_id, total_score, updated_at)
+SELECT user_id, points, clock_timestamp() FROM credited
+ON CONFLICT (user_id) DO UPDATE
+    SET total_score = s.total_score + EXCLUDED.total_score, updated_at = EXCLUDED.updated_at
+RETURNING total_score, updated_at
+"""
+
+SQLITE_HISTORY = """
+INSERT INTO score_history (user_id, action_id, action_type, points, request_hash, created_at)
+VALUES (%(user_id)s, %(action_id)s, %(action_type)s, %(points)s, %(request_hash)s, %(now)s)
+ON CONFLICT (action_id) DO NOTHING
+RETURNING id
+"""
+
+SQLITE_TOTAL = """
+INSERT INTO score (user_id, total_score, updated_at) VALUES (%(user_id)s, %(points)s, %(now)s)
+ON CONFLICT (user_id) DO UPDATE
+    SET total_score = total_score + excluded.total_score, updated_at = excluded.updated_at
+RETURNING total_score
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    """The outcome of a ledger write: `total` is None when the action_id already existed."""
+
+    total: int | None
+    reached_at: datetime | None
+
+
+def ledger_credit(*, user_id: int, action: ScoreAction) -> Credit:
+    """Write the history row and add to the total atomically; commit before returning."""
+    params = {
+        "user_id": user_id,
+        "action_id": action.action_id,
+        "action_type": action.action_type,
+        "points": action.points,
+        "request_hash": action.digest(),
+    }
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(POSTGRES_CREDIT, params)
+            row = cursor.fetchone()
+        return Credit(*row) if row else Credit(None, None)
+    return _credit_portable(params)
+
+
+def _credit_portable(params: dict) -> Credit:
+    """The same write as two statements in one transaction (SQLite has no writable CTEs)."""
+    now = timezone.now()
+    params["now"] = now.isoformat(sep=" ").replace("+00:00", "")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(SQLITE_HISTORY, params)
+        if cursor.fetchone() is None:
+            return Credit(None, None)
+        cursor.execute(SQLITE_TOTAL, params)
+        (total,) = cursor.fetchone()
+    return Credit(total, now)

@@ -1,0 +1,72 @@
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+
+class ActionType(models.Model):
+    """An action a player can be credited for, with its point bounds; edited in the admin."""
+
+    name = models.CharField(max_length=50, unique=True)
+    min_points = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
+    max_points = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(2**31 - 1)])
+    enabled = models.BooleanField(default=True)
+    description = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "action_type"
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(min_points__gte=1) & Q(max_points__gte=F("min_points")),
+                name="action_type_bounds_ordered",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Score(models.Model):
+    """A player's running total: one row per user, created by their first accepted action."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="score")
+    total_score = models.BigIntegerField(default=0)
+    # When the total last changed: the moment the player reached it, the tie-break of ranks.
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "score"
+        indexes = [
+            models.Index(
+                F("total_score").desc(),
+                F("updated_at").asc(),
+                F("user").asc(),
+                name="idx_scores_total_score",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.total_score}"
+
+
+class ScoreHistory(models.Model):
+    """One credited action; `action_id` is unique forever, which makes credits exactly-once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="score_history")
+    action_id = models.CharField(max_length=36, unique=True)
+    action_type = models.CharField(max_length=50)
+    points = models.IntegerField()
+    # Digest of the submitted body: a replay must match it, or it is a 409.
+    request_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "score_history"
+        verbose_name_plural = "score history"
+        indexes = [models.Index(fields=["user", "created_at"], name="idx_history_user_time")]
+
+    def __str__(self) -> str:
+        return f"{self.action_id} ({self.points})"

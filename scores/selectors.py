@@ -1,0 +1,44 @@
+"""Reads for scores: action-type rules (cached in process) and history lookups."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from django.conf import settings
+
+from scores.models import ActionType, Score, ScoreHistory
+from scores.validation import ActionRule
+
+_rules_lock = threading.Lock()
+_rules: tuple[float, dict[str, ActionRule]] = (0.0, {})
+
+
+def action_rules() -> dict[str, ActionRule]:
+    """Action types by name; re-read at most every ACTION_TYPES_CACHE_SECONDS."""
+    global _rules
+    loaded_at, rules = _rules
+    if time.monotonic() - loaded_at < settings.ACTION_TYPES_CACHE_SECONDS:
+        return rules
+    with _rules_lock:
+        fresh = {
+            row.name: ActionRule(row.name, row.min_points, row.max_points, row.enabled)
+            for row in ActionType.objects.all()
+        }
+        _rules = (time.monotonic(), fresh)
+    return fresh
+
+
+def action_rules_forget() -> None:
+    """Drop this process's copy (an admin edit); other processes see it within the TTL."""
+    global _rules
+    _rules = (0.0, {})
+
+
+def history_owner(*, action_id: str) -> tuple[int, str] | None:
+    """(user_id, request_hash) of a credited action, or None."""
+    return ScoreHistory.objects.filter(action_id=action_id).values_list("user_id", "request_hash").first()
+
+
+def score_of(*, user_id: int) -> Score | None:
+    return Score.objects.filter(user_id=user_id).first()

@@ -1,0 +1,22 @@
+"""Schemas of POST /api/scores for the OpenAPI document; parsing is scores.validation."""
+
+from rest_framework import serializers
+
+
+class ScoreSubmitInput(serializers.Serializer):
+    action_id = serializers.UUIDField(help_text="UUID v4 chosen by the client; one action, forever.")
+    action_type = serializers.CharField(max_length=50)
+    points = serializers.IntegerField(
+        min_value=1, help_text="A JSON integer within the action type's bounds."
+    )
+    client_timestamp = serializers.DateTimeField(required=False)
+    signature = serializers.CharField(
+        required=False, help_text="Hex HMAC-SHA256, where the action type requires it."
+    )
+
+
+class ScoreSubmitOutput(serializers.Serializer):
+    success = serializers.BooleanField()
+    user_id = serializers.IntegerField()
+    new_score = serializers.IntegerField()
+    rank = serializers.IntegerField()

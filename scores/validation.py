@@ -1,0 +1,116 @@
+"""Pure validation of a score action: no I/O, so every door can share it."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from scoreboard_project.errors import InvalidAction
+
+MAX_ACTION_TYPE_LENGTH = 50
+MAX_SIGNATURE_LENGTH = 512
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRule:
+    """The bounds of one action type, as operators set them in the admin."""
+
+    name: str
+    min_points: int
+    max_points: int
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreAction:
+    action_id: str
+    action_type: str
+    points: int
+    client_timestamp: datetime | None = None
+    signature: str | None = None
+
+    def digest(self) -> str:
+        """Fingerprint of what was submitted; a replay must carry the same one."""
+        stamp = self.client_timestamp.isoformat() if self.client_timestamp else ""
+        canonical = "\n".join((self.action_type, str(self.points), stamp, self.signature or ""))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _invalid(field: str, problem: str) -> InvalidAction:
+    return InvalidAction(f"{field}: {problem}", details={field: problem})
+
+
+def action_parse(payload: object) -> ScoreAction:
+    """Check the JSON body's shape and types strictly; unknown fields are ignored."""
+    if not isinstance(payload, dict):
+        raise InvalidAction("The body must be a JSON object.")
+    missing = [field for field in ("action_id", "action_type", "points") if field not in payload]
+    if missing:
+        raise InvalidAction(
+            f"Missing field(s): {', '.join(missing)}.",
+            details={field: "this field is required" for field in missing},
+        )
+    action_id = payload["action_id"]
+    if not isinstance(action_id, str):
+        raise _invalid("action_id", "must be a UUID string")
+    try:
+        parsed_id = uuid.UUID(action_id)
+    except ValueError:
+        raise _invalid("action_id", "must be a UUID string") from None
+    if len(action_id) != 36:
+        raise _invalid("action_id", "must be a UUID in its 36-character form")
+
+    action_type = payload["action_type"]
+    if not isinstance(action_type, str) or not action_type:
+        raise _invalid("action_type", "must be a non-empty string")
+    if len(action_type) > MAX_ACTION_TYPE_LENGTH:
+        raise _invalid("action_type", f"must be at most {MAX_ACTION_TYPE_LENGTH} characters")
+
+    points = payload["points"]
+    if not isinstance(points, int) or isinstance(points, bool):
+        raise _invalid("points", "must be a JSON integer")
+
+    client_timestamp = None
+    raw_stamp = payload.get("client_timestamp")
+    if raw_stamp is not None:
+        if not isinstance(raw_stamp, str):
+            raise _invalid("client_timestamp", "must be an ISO-8601 string")
+        try:
+            client_timestamp = datetime.fromisoformat(raw_stamp)
+        except ValueError:
+            raise _invalid("client_timestamp", "must be an ISO-8601 date and time") from None
+        if client_timestamp.tzinfo is None:
+            raise _invalid("client_timestamp", "must carry a time zone, e.g. 'Z'")
+
+    signature = payload.get("signature")
+    if signature is not None:
+        if not isinstance(signature, str) or len(signature) > MAX_SIGNATURE_LENGTH:
+            raise _invalid("signature", "must be a hex string")
+        try:
+            bytes.fromhex(signature)
+        except ValueError:
+            raise _invalid("signature", "must be a hex string") from None
+        signature = signature.lower()
+
+    return ScoreAction(
+        action_id=str(parsed_id),
+        action_type=action_type,
+        points=points,
+        client_timestamp=client_timestamp,
+        signature=signature,
+    )
+
+
+def action_check_bounds(action: ScoreAction, *, rule: ActionRule | None, max_points: int) -> None:
+    """Refuse unknown or disabled action types and points outside the bounds."""
+    if rule is None:
+        raise _invalid("action_type", f"unknown action type '{action.action_type}'")
+    if not rule.enabled:
+        raise _invalid("action_type", f"action type '{rule.name}' is disabled")
+    upper = min(rule.max_points, max_points)
+    if not rule.min_points <= action.points <= upper:
+        raise _invalid(
+            "points", f"must be between {rule.min_points} and {upper} for action type '{rule.name}'"
+        )
