@@ -15,23 +15,29 @@ env = Env(read_env_file(ENV_FILE))
 DEBUG = env.bool("DEBUG", False)
 
 INSECURE_SECRETS = {"", "change-me", "changeme", "secret", "your-secret-key", "dev"}
-MIN_SECRET_LENGTH = 32
 
 
-def _secret(name: str) -> str:
+def _secret(name: str, min_length: int) -> str:
     value = env.str(name)
-    if value in INSECURE_SECRETS or len(value) < MIN_SECRET_LENGTH or value.startswith("django-insecure"):
+    weak = (
+        value in INSECURE_SECRETS
+        or len(value) < min_length
+        or len(set(value)) < 5
+        or value.startswith("django-insecure")
+    )
+    if weak:
         if not DEBUG:
             raise ImproperlyConfigured(
-                f"{name} must be set to a random value of at least {MIN_SECRET_LENGTH} "
-                "characters when DEBUG is false (`make run` generates one into .env.local)."
+                f"{name} must be set to a random value of at least {min_length} characters "
+                "when DEBUG is false (`make run` generates one into .env.local)."
             )
-        return value or f"insecure-development-only-{name.lower()}-" + "x" * MIN_SECRET_LENGTH
+        return value or f"insecure-development-only-{name.lower()}-0123456789abcdefghijklmnopqrstuvwxyz"
     return value
 
 
-SECRET_KEY = _secret("SECRET_KEY")
-JWT_SECRET = _secret("JWT_SECRET")
+# Django's own deploy check wants 50 characters; HS256 wants at least 256 bits.
+SECRET_KEY = _secret("SECRET_KEY", 50)
+JWT_SECRET = _secret("JWT_SECRET", 32)
 JWT_EXPIRY = env.int("JWT_EXPIRY", 3600, minimum=1)
 JWT_REFRESH_EXPIRY = env.int("JWT_REFRESH_EXPIRY", 14 * 24 * 3600, minimum=60)
 
@@ -212,12 +218,14 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", not DEBUG and env.bool("HTTPS", False))
+# Off for `make run` on plain http://127.0.0.1; a deployment behind TLS sets SECURE_COOKIES=true.
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
-SECURE_HSTS_PRELOAD = False
+# Preloading is hard to undo, so it is an explicit opt-in (deploy check W021 until then).
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", False)
 if env.bool("BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
