@@ -2,6 +2,7 @@ import uuid
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 
@@ -36,6 +37,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     class Meta:
         db_table = "user"
+        constraints = [models.UniqueConstraint(Lower("username"), name="user_username_ci_unique")]
 
     def __str__(self) -> str:
         return self.username

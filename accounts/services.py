@@ -20,7 +20,7 @@ from scoreboard_project.errors import Forbidden, InvalidAction, Unauthorized
 
 logger = logging.getLogger("scoreboard.auth")
 
-USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{3,50}$")
+USERNAME_RE = re.compile(r"[A-Za-z0-9_.\-]{3,50}")
 # A hash to check against when the username is unknown, so both paths cost the same.
 _DUMMY_USER = User(username="nobody")
 
@@ -30,7 +30,7 @@ def user_register(*, username: str, password: str) -> User:
     if not settings.REGISTRATION_OPEN:
         raise Forbidden("Registration is closed.")
     details = {}
-    if not USERNAME_RE.match(username):
+    if not USERNAME_RE.fullmatch(username):
         details["username"] = "3-50 characters: letters, digits, '_', '.', '-'"
     elif User.objects.filter(username__iexact=username).exists():
         details["username"] = "this username is taken"
@@ -59,8 +59,11 @@ def _publish_username(user: User) -> None:
 
 
 def user_authenticate(*, username: str, password: str) -> User:
-    """Check credentials; an inactive account with the right password is forbidden."""
-    user = User.objects.filter(username=username).first()
+    """Check credentials; an inactive account with the right password is forbidden.
+
+    Usernames are unique regardless of case, so "Ada" signs in as "ada".
+    """
+    user = User.objects.filter(username__iexact=username).first()
     if user is None:
         _DUMMY_USER.set_password(password)  # equalise timing with the found-user path
         logger.info("login failed: unknown username %r", username)

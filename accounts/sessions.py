@@ -71,7 +71,8 @@ def session_cache_live(*, sid: str, user_id: int, expires_at) -> None:
     remaining = int((expires_at - timezone.now()).total_seconds())
     ttl = max(1, min(remaining, settings.SESSION_CACHE_SECONDS))
     try:
-        client.set(session_cache_key(sid), str(user_id), ex=ttl)
+        # nx: a late "live" write must never replace a revocation stored meanwhile.
+        client.set(session_cache_key(sid), str(user_id), ex=ttl, nx=True)
     except RedisError:
         logger.warning("redis unreachable; session %s not cached", sid)
 
@@ -88,5 +89,6 @@ def session_cache_revoked(*, sids: list[str]) -> None:
                 pipe.set(session_cache_key(sid), REVOKED, ex=ttl)
             pipe.execute()
     except RedisError:
-        # The database already says revoked; a stale live entry expires with the token.
+        # The database already says revoked; a cached live entry lasts at most
+        # SESSION_CACHE_SECONDS, after which the database is asked again.
         logger.error("redis unreachable; revoked sessions %s still cached as live", sids)

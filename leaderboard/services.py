@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.utils import timezone
 
 from leaderboard.ranking import NAMES_KEY, TOP_N, BoardKeys, idempotency_key, scripts_for
 from leaderboard.selectors import ranked_scores, user_rank_from_db
@@ -103,6 +104,7 @@ def leaderboard_rebuild(*, board: str | None = None) -> int:
         f"{key}:rebuild:{suffix}" for key in (keys.index, keys.reached, NAMES_KEY)
     )
     count = 0
+    started = timezone.now()
     rows = ranked_scores().values_list("user_id", "user__username", "total_score", "updated_at")
     batch: list = []
     for row in rows.iterator(chunk_size=REBUILD_CHUNK):
@@ -122,6 +124,18 @@ def leaderboard_rebuild(*, board: str | None = None) -> int:
         pipe.incr(keys.version)
         pipe.delete(keys.top10)
         pipe.execute()
+    # Credits that committed while the snapshot was read: raise them again (never lower).
+    late = list(
+        ranked_scores().filter(updated_at__gte=started).values_list("user_id", "total_score", "updated_at")
+    )
+    if late:
+        with client.pipeline(transaction=False) as pipe:
+            for user_id, total, at in late:
+                pipe.zadd(keys.index, {str(user_id): total}, gt=True)
+                pipe.hset(keys.reached, str(user_id), micros(at))
+            pipe.incr(keys.version)
+            pipe.delete(keys.top10)
+            pipe.execute()
     return count
 
 

@@ -1,5 +1,7 @@
 """Read configuration from the environment, with a local git-ignored env file as fallback."""
 
+from __future__ import annotations
+
 import os
 import secrets
 from pathlib import Path
@@ -64,6 +66,15 @@ class Env:
         if minimum is not None and number < minimum:
             raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
         return number
+
+    def float(self, name: str, default: float) -> float:
+        value = self.raw(name)
+        if value is None or value == "":
+            return default
+        try:
+            return float(value)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
 
     def bool(self, name: str, default: bool) -> bool:
         value = self.raw(name)

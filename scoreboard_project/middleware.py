@@ -2,7 +2,16 @@ import logging
 
 from django.core.exceptions import RequestDataTooBig
 
-from scoreboard_project.errors import PayloadTooLarge, ServerError, error_response
+from scoreboard_project.errors import (
+    ApiError,
+    Forbidden,
+    InvalidAction,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServerError,
+    error_response,
+)
 
 logger = logging.getLogger("scoreboard.errors")
 
@@ -20,7 +29,13 @@ class JsonErrorMiddleware:
             length = 0
         if length > request_body_limit():
             return error_response(PayloadTooLarge())
-        return self.get_response(request)
+        response = self.get_response(request)
+        if response.status_code >= 400 and not response.get("Content-Type", "").startswith(
+            "application/json"
+        ):
+            # A framework page (an empty 405, a CSRF 403, ...) becomes the API's JSON shape.
+            return error_response(error_for_status(response.status_code))
+        return response
 
     def process_exception(self, request, exception):
         if isinstance(exception, RequestDataTooBig):
@@ -33,3 +48,12 @@ def request_body_limit() -> int:
     from django.conf import settings
 
     return settings.MAX_REQUEST_BODY
+
+
+def error_for_status(status: int) -> ApiError:
+    known = {400: InvalidAction, 403: Forbidden, 404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
+    if status in known:
+        return known[status]()
+    error = ServerError() if status >= 500 else InvalidAction()
+    error.status = status
+    return error

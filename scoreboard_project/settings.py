@@ -119,7 +119,7 @@ PASSWORD_HASHERS = env.list(
 
 # Redis: ranking index, top-10 cache, sessions, rate limits, channel layer. Empty: none.
 REDIS_URL = env.str("REDIS_URL")
-REDIS_SOCKET_TIMEOUT = float(env.str("REDIS_SOCKET_TIMEOUT", "1.0"))
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", 1.0)
 
 if REDIS_URL:
     CACHES = {

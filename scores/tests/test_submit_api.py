@@ -269,3 +269,8 @@ def test_action_ids_are_unique_forever_across_users(make_user, client_for, actio
     post(client_for(first), {"action_id": action_id, "action_type": "quest", "points": 5})
     response = post(client_for(second), {"action_id": action_id, "action_type": "quest", "points": 5})
     assert_error(response, 409, "DUPLICATE_ACTION")
+
+
+def test_framework_error_pages_become_json(api):
+    assert_error(api.post("/", data="{}", content_type="application/json"), 405, "METHOD_NOT_ALLOWED")
+    assert_error(api.delete("/api/docs/"), 405, "METHOD_NOT_ALLOWED")

@@ -1,0 +1,26 @@
+# The scoreboard service: one image for web (daphne), Celery worker and beat.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin scoreboard
+
+WORKDIR /app
+
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+# Code stays owned by root: the service user can read it, not change it.
+COPY . .
+# var/ holds the SQLite file when no DB_CONNECTION_STRING is given.
+RUN mkdir -p var && chown scoreboard:scoreboard var
+
+USER scoreboard
+
+EXPOSE 8000
+
+# Static files (admin, Swagger UI) are served by the ASGI handler; no collectstatic step.
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "scoreboard_project.asgi:application"]
