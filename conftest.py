@@ -11,6 +11,8 @@ from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
+from leaderboard.board import local_board_invalidate
+from scoreboard_project import aio
 from scoreboard_project.redis import redis_client
 from scores.selectors import action_rules_forget
 
@@ -31,6 +33,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs Redis (set by `make test` when reachable)"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _background_loop(django_db_setup, django_db_blocker):
+    """Close the async services' pools before the test database is dropped."""
+    yield
+    aio.background.close()
+
+
 @pytest.fixture(autouse=True)
 def _clean_state():
     client = redis_client()
@@ -38,8 +47,10 @@ def _clean_state():
         client.flushdb()
     cache.clear()
     action_rules_forget()
+    local_board_invalidate()
     yield
     action_rules_forget()
+    local_board_invalidate()
 
 
 @pytest.fixture
@@ -100,3 +111,71 @@ def client_for(login):
 
 def new_action(action_type: str = "quest", points: int = 10, **extra) -> dict:
     return {"action_id": str(uuid.uuid4()), "action_type": action_type, "points": points, **extra}
+
+
+class SqlLog:
+    """Every SQL statement this process sends, from any thread or event loop."""
+
+    def __init__(self, monkeypatch):
+        import psycopg
+        from django.db.backends import utils
+
+        self.statements: list[str] = []
+        log = self.statements
+        django_execute = utils.CursorWrapper._execute
+        async_execute = psycopg.AsyncCursor.execute
+
+        def traced_django(cursor, sql, params, *args):
+            log.append(str(sql))
+            return django_execute(cursor, sql, params, *args)
+
+        async def traced_async(cursor, query, params=None, **kwargs):
+            log.append(str(query))
+            return await async_execute(cursor, query, params, **kwargs)
+
+        monkeypatch.setattr(utils.CursorWrapper, "_execute", traced_django)
+        monkeypatch.setattr(psycopg.AsyncCursor, "execute", traced_async)
+
+    @property
+    def queries(self) -> list[str]:
+        """The statements, without transaction control."""
+        return [
+            sql
+            for sql in self.statements
+            if not sql.strip().upper().startswith(("BEGIN", "SAVEPOINT", "RELEASE"))
+        ]
+
+
+class RedisLog:
+    """Round trips this process makes to Redis (a pipeline or a script counts once)."""
+
+    def __init__(self, monkeypatch):
+        import redis
+        import redis.asyncio.connection
+
+        self.count = 0
+        sync_send = redis.connection.AbstractConnection.send_packed_command
+        async_send = redis.asyncio.connection.AbstractConnection.send_packed_command
+
+        def traced_sync(connection, command, check_health=True):
+            self.count += 1
+            return sync_send(connection, command, check_health)
+
+        async def traced_async(connection, command, check_health=True):
+            self.count += 1
+            return await async_send(connection, command, check_health)
+
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", traced_sync)
+        monkeypatch.setattr(redis.asyncio.connection.AbstractConnection, "send_packed_command", traced_async)
+
+
+@pytest.fixture
+def sql_log(monkeypatch):
+    """Start recording SQL: `log = sql_log()`; read `log.queries`."""
+    return lambda: SqlLog(monkeypatch)
+
+
+@pytest.fixture
+def redis_log(monkeypatch):
+    """Start counting Redis round trips: `log = redis_log()`; read `log.count`."""
+    return lambda: RedisLog(monkeypatch)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
-from accounts.sessions import session_is_live
+from accounts.sessions import session_is_live, session_is_live_async
 from accounts.tokens import access_token_verify
 from scoreboard_project.errors import Unauthorized
 
@@ -42,6 +42,16 @@ def user_from_bearer(header: bytes) -> TokenUser:
     """Verify the token in process, then the session in Redis (database on a miss)."""
     claims = access_token_verify(bearer_token(header))
     if not session_is_live(sid=claims.sid, user_id=claims.user_id):
+        raise Unauthorized("The session has ended.")
+    return TokenUser(id=claims.user_id, sid=claims.sid)
+
+
+async def user_from_bearer_async(header: bytes) -> TokenUser:
+    """`user_from_bearer` for the async hot path: no database query on a cached session."""
+    if not header:
+        raise Unauthorized("A Bearer token is required.")
+    claims = access_token_verify(bearer_token(header))
+    if not await session_is_live_async(sid=claims.sid, user_id=claims.user_id):
         raise Unauthorized("The session has ended.")
     return TokenUser(id=claims.user_id, sid=claims.sid)
 

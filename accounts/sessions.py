@@ -8,6 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import LoginSession
+from scoreboard_project import aio
 from scoreboard_project.redis import RedisError, redis_client
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,25 @@ def session_is_live(*, sid: str, user_id: int) -> bool:
         if state is not None:
             return state
     return session_load(sid=sid, user_id=user_id, cache=client is not None)
+
+
+async def session_is_live_async(
+    *, sid: str, user_id: int, cached: bytes | None = None, asked: bool = False
+) -> bool:
+    """The async form: `cached` is the value of `session_cache_key(sid)` when the caller
+    already read it in its own Redis pipeline (`asked`), saving a round trip."""
+    client = aio.async_redis()
+    if client is not None and not asked:
+        try:
+            cached = await client.get(session_cache_key(sid))
+            asked = True
+        except RedisError:
+            logger.warning("redis unreachable for session check; using the database")
+    if asked:
+        state = session_state_from_cache(cached, user_id=user_id)
+        if state is not None:
+            return state
+    return await aio.db_call(session_load)(sid=sid, user_id=user_id, cache=asked)
 
 
 def session_load(*, sid: str, user_id: int, cache: bool) -> bool:

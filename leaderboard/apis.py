@@ -3,8 +3,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
-from leaderboard.selectors import leaderboard_top_json
+from leaderboard.board import board_json
 from leaderboard.serializers import ScoreboardOutput
+from scoreboard_project import aio
 
 
 class ScoreboardApi(APIView):
@@ -15,4 +16,4 @@ class ScoreboardApi(APIView):
 
     @extend_schema(responses={200: ScoreboardOutput}, auth=[])
     def get(self, request):
-        return HttpResponse(leaderboard_top_json(), content_type="application/json")
+        return HttpResponse(aio.run(board_json()), content_type="application/json")

@@ -5,6 +5,7 @@ Key layout (the board name makes room for more boards later):
   leaderboard:{board}:reached  hash        user_id -> epoch microseconds the total was reached
   leaderboard:{board}:top10    string      cached top-10 JSON (TTL LEADERBOARD_CACHE_TTL)
   leaderboard:{board}:version  counter     bumped whenever the top 10 may have changed
+  leaderboard:{board}:changed  channel     the new version is published there on each bump
   leaderboard:names            hash        user_id -> username
   idem:{action_id}             string      "status:new_score:rank" of a credited action
 """
@@ -12,8 +13,7 @@ Key layout (the board name makes room for more boards later):
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import redis
+from weakref import WeakKeyDictionary
 
 TOP_N = 10
 # Ties at the tenth score are resolved by reach time; this bounds how many are read.
@@ -27,11 +27,18 @@ class BoardKeys:
     reached: str
     top10: str
     version: str
+    changed: str
 
     @classmethod
     def for_board(cls, board: str) -> BoardKeys:
         prefix = f"leaderboard:{board}"
-        return cls(f"{prefix}:index", f"{prefix}:reached", f"{prefix}:top10", f"{prefix}:version")
+        return cls(
+            f"{prefix}:index",
+            f"{prefix}:reached",
+            f"{prefix}:top10",
+            f"{prefix}:version",
+            f"{prefix}:changed",
+        )
 
 
 def idempotency_key(action_id: str) -> str:
@@ -60,6 +67,10 @@ if not current or total > tonumber(current) then
   if affects then
     redis.call('INCR', version)
     redis.call('DEL', top)
+  end
+  -- A new player changes total_players: announce it too, though the top 10 stands.
+  if affects or not current then
+    redis.call('PUBLISH', KEYS[6], redis.call('GET', version) or '0')
     changed = 1
   end
 end
@@ -105,17 +116,18 @@ return 0
 class Scripts:
     """Lua scripts registered once per client (EVALSHA, falling back to EVAL)."""
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client):
         self.record = client.register_script(RECORD_SCRIPT)
         self.top_read = client.register_script(TOP_READ_SCRIPT)
         self.top_store = client.register_script(TOP_STORE_SCRIPT)
 
 
-_scripts: dict[int, Scripts] = {}
+_scripts: WeakKeyDictionary = WeakKeyDictionary()
 
 
-def scripts_for(client: redis.Redis) -> Scripts:
-    found = _scripts.get(id(client))
+def scripts_for(client) -> Scripts:
+    """The scripts bound to a client (sync or asyncio; they are registered per client)."""
+    found = _scripts.get(client)
     if found is None:
-        found = _scripts[id(client)] = Scripts(client)
+        found = _scripts[client] = Scripts(client)
     return found

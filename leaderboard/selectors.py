@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from django.conf import settings
 
 from leaderboard.ranking import NAMES_KEY, TIE_SCAN_LIMIT, TOP_N, BoardKeys, scripts_for
-from scoreboard_project.redis import RedisError, redis_client
+from scoreboard_project import aio
+from scoreboard_project.redis import RedisError
 from scores.models import Score
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,10 @@ def iso_from_micros(micros: int) -> str:
     return iso(datetime.fromtimestamp(micros / 1_000_000, tz=UTC))
 
 
+def board_keys(board: str | None = None) -> BoardKeys:
+    return BoardKeys.for_board(board or settings.LEADERBOARD_NAME)
+
+
 def ranked_scores():
     """Scores of the players who may appear in rankings, in board order."""
     return Score.objects.filter(user__is_active=True).order_by("-total_score", "updated_at", "user_id")
@@ -31,12 +36,9 @@ def ranked_scores():
 
 def board_entries(rows: list[tuple[int, str, int, str]]) -> list[dict]:
     """Number (user_id, username, score, last_updated) rows, already in board order."""
-    entries = []
+    entries: list[dict] = []
     for position, (user_id, username, score, last_updated) in enumerate(rows):
-        if position and score == entries[-1]["score"]:
-            rank = entries[-1]["rank"]
-        else:
-            rank = position + 1
+        rank = entries[-1]["rank"] if position and score == entries[-1]["score"] else position + 1
         entries.append(
             {
                 "rank": rank,
@@ -66,82 +68,85 @@ def leaderboard_top_from_db() -> dict:
     return body
 
 
-def leaderboard_top_json(*, board: str | None = None) -> bytes:
-    """The body of GET /api/scoreboard; a warm cache costs one Redis round trip, no SQL."""
-    client = redis_client()
+def user_rank_from_db(*, total: int) -> int:
+    return Score.objects.filter(total_score__gt=total, user__is_active=True).count() + 1
+
+
+def usernames(user_ids: list[int]) -> dict[int, str]:
+    from accounts.models import User
+
+    return dict(User.objects.filter(id__in=user_ids).values_list("id", "username"))
+
+
+async def leaderboard_top_json(*, board: str | None = None) -> bytes:
+    """The body of GET /api/scoreboard: one Redis round trip with a warm cache, no SQL."""
+    client = aio.async_redis()
     if client is not None:
         try:
-            return _top_json_from_redis(client, BoardKeys.for_board(board or settings.LEADERBOARD_NAME))
+            return await _top_json_from_redis(client, board_keys(board))
         except RedisError:
             logger.warning("redis unreachable; scoreboard read from the database")
-    return json.dumps(leaderboard_top_from_db()).encode()
+    return json.dumps(await aio.db_call(leaderboard_top_from_db)()).encode()
 
 
 def leaderboard_top(*, board: str | None = None) -> dict:
-    return json.loads(leaderboard_top_json(board=board))
+    """The scoreboard as a dict, for synchronous callers."""
+    return json.loads(aio.run(leaderboard_top_json(board=board)))
 
 
-def _top_json_from_redis(client, keys: BoardKeys) -> bytes:
-    with client.pipeline(transaction=False) as pipe:
+async def _top_json_from_redis(client, keys: BoardKeys) -> bytes:
+    async with client.pipeline(transaction=False) as pipe:
         pipe.get(keys.top10)
         pipe.zcard(keys.index)
-        head, players = pipe.execute()
+        head, players = await pipe.execute()
     if head is None:
-        head, players = _top_build(client, keys)
+        head, players = await _top_build(client, keys)
     return head[:-1] + b', "total_players": %d}' % players
 
 
-def _top_build(client, keys: BoardKeys) -> tuple[bytes, int]:
+async def _top_build(client, keys: BoardKeys) -> tuple[bytes, int]:
     scripts = scripts_for(client)
-    members, times, names, players, version = scripts.top_read(
+    members, times, names, players, version = await scripts.top_read(
         keys=[keys.index, keys.reached, keys.version, NAMES_KEY], args=[TOP_N, TIE_SCAN_LIMIT]
     )
     candidates = []
     for position in range(0, len(members), 2):
-        user_id = int(members[position])
-        reached = times[position // 2]
         name = names[position // 2]
         candidates.append(
             (
                 -int(float(members[position + 1])),
-                int(reached or 0),
-                user_id,
+                int(times[position // 2] or 0),
+                int(members[position]),
                 name.decode() if name is not None else None,
             )
         )
-    candidates.sort()
-    top = candidates[:TOP_N]
+    top = sorted(candidates)[:TOP_N]
     missing = [user_id for _, _, user_id, name in top if name is None]
-    found = _names_fill(client, missing) if missing else {}
+    found = await _names_fill(client, missing) if missing else {}
     rows = [
         (user_id, name if name is not None else found.get(user_id, ""), -negated, iso_from_micros(reached))
         for negated, reached, user_id, name in top
     ]
     head = json.dumps(board_head(board_entries(rows))).encode()
-    scripts.top_store(keys=[keys.top10, keys.version], args=[version, head, settings.LEADERBOARD_CACHE_TTL])
+    await scripts.top_store(
+        keys=[keys.top10, keys.version], args=[version, head, settings.LEADERBOARD_CACHE_TTL]
+    )
     return head, int(players)
 
 
-def _names_fill(client, user_ids: list[int]) -> dict[int, str]:
-    from accounts.models import User
-
-    found = dict(User.objects.filter(id__in=user_ids).values_list("id", "username"))
+async def _names_fill(client, user_ids: list[int]) -> dict[int, str]:
+    found = await aio.db_call(usernames)(user_ids)
     if found:
-        client.hset(NAMES_KEY, mapping={str(k): v for k, v in found.items()})
+        await client.hset(NAMES_KEY, mapping={str(key): value for key, value in found.items()})
     return found
 
 
-def user_rank_from_db(*, total: int) -> int:
-    return Score.objects.filter(total_score__gt=total, user__is_active=True).count() + 1
-
-
-def user_rank(*, total: int, board: str | None = None) -> int:
+async def user_rank(*, total: int, board: str | None = None) -> int:
     """Competition rank of a total: 1 + the number of ranked players strictly above it."""
-    client = redis_client()
+    client = aio.async_redis()
     if client is not None:
-        keys = BoardKeys.for_board(board or settings.LEADERBOARD_NAME)
         try:
-            return client.zcount(keys.index, f"({total}", "+inf") + 1
+            return await client.zcount(board_keys(board).index, f"({total}", "+inf") + 1
         except RedisError:
             logger.warning("redis unreachable; rank read from the database")
-    return user_rank_from_db(total=total)
+    return await aio.db_call(user_rank_from_db)(total=total)

@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from leaderboard.ranking import NAMES_KEY, TOP_N, BoardKeys, idempotency_key, scripts_for
-from leaderboard.selectors import ranked_scores, user_rank_from_db
+from leaderboard.board import local_board_invalidate
+from leaderboard.ranking import NAMES_KEY, TOP_N, idempotency_key, scripts_for
+from leaderboard.selectors import board_keys, ranked_scores, user_rank_from_db
+from scoreboard_project import aio
 from scoreboard_project.redis import RedisError, redis_client
 
 logger = logging.getLogger(__name__)
@@ -23,11 +25,7 @@ def micros(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(microseconds=1)
 
 
-def _keys(board: str | None) -> BoardKeys:
-    return BoardKeys.for_board(board or settings.LEADERBOARD_NAME)
-
-
-def leaderboard_record(
+async def leaderboard_record(
     *,
     user_id: int,
     total: int,
@@ -37,28 +35,39 @@ def leaderboard_record(
 ) -> int:
     """Put a committed total into the index and return the player's competition rank.
 
-    `remember` is (action_id, status): the answer is kept for idempotent replays.
+    One Redis round trip. `remember` is (action_id, status): the answer is kept for
+    idempotent replays.
     """
-    client = redis_client()
+    client = aio.async_redis()
     if client is not None:
-        keys = _keys(board)
+        keys = board_keys(board)
         action_id, status = remember or ("", 0)
         try:
-            rank, _changed = scripts_for(client).record(
-                keys=[keys.index, keys.reached, keys.top10, keys.version, idempotency_key(action_id)],
+            rank, changed = await scripts_for(client).record(
+                keys=[
+                    keys.index,
+                    keys.reached,
+                    keys.top10,
+                    keys.version,
+                    idempotency_key(action_id),
+                    keys.changed,
+                ],
                 args=[
                     user_id,
                     total,
                     micros(reached_at),
                     TOP_N,
-                    f"{status}" if remember else "",
+                    str(status) if remember else "",
                     settings.IDEMPOTENCY_TTL,
                 ],
             )
+            if changed:
+                local_board_invalidate()
             return int(rank)
         except RedisError:
             logger.error("redis unreachable; user %s total %s not indexed", user_id, total)
-    return user_rank_from_db(total=total)
+    local_board_invalidate()
+    return await aio.db_call(user_rank_from_db)(total=total)
 
 
 def leaderboard_name_set(*, user_id: int, username: str) -> None:
@@ -73,10 +82,11 @@ def leaderboard_name_set(*, user_id: int, username: str) -> None:
 
 def leaderboard_user_sync(*, user_id: int, board: str | None = None) -> None:
     """Make the index agree with the database for one user (after activation changes)."""
+    local_board_invalidate()
     client = redis_client()
     if client is None:
         return
-    keys = _keys(board)
+    keys = board_keys(board)
     score = ranked_scores().filter(user_id=user_id).first()
     try:
         with client.pipeline(transaction=True) as pipe:
@@ -88,9 +98,11 @@ def leaderboard_user_sync(*, user_id: int, board: str | None = None) -> None:
                 pipe.hset(keys.reached, str(user_id), micros(score.updated_at))
             pipe.incr(keys.version)
             pipe.delete(keys.top10)
+            pipe.publish(keys.changed, "sync")
             pipe.execute()
     except RedisError:
         logger.error("redis unreachable; user %s not synced; run rebuild_leaderboard", user_id)
+    local_board_invalidate()
 
 
 def leaderboard_rebuild(*, board: str | None = None) -> int:
@@ -98,7 +110,7 @@ def leaderboard_rebuild(*, board: str | None = None) -> int:
     client = redis_client()
     if client is None:
         return ranked_scores().count()
-    keys = _keys(board)
+    keys = board_keys(board)
     suffix = uuid.uuid4().hex
     index_tmp, reached_tmp, names_tmp = (
         f"{key}:rebuild:{suffix}" for key in (keys.index, keys.reached, NAMES_KEY)
@@ -123,6 +135,7 @@ def leaderboard_rebuild(*, board: str | None = None) -> int:
             pipe.rename(names_tmp, NAMES_KEY)
         pipe.incr(keys.version)
         pipe.delete(keys.top10)
+        pipe.publish(keys.changed, "rebuild")
         pipe.execute()
     # Credits that committed while the snapshot was read: raise them again (never lower).
     late = list(
@@ -135,7 +148,9 @@ def leaderboard_rebuild(*, board: str | None = None) -> int:
                 pipe.hset(keys.reached, str(user_id), micros(at))
             pipe.incr(keys.version)
             pipe.delete(keys.top10)
+            pipe.publish(keys.changed, "rebuild")
             pipe.execute()
+    local_board_invalidate()
     return count
 
 

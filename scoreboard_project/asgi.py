@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels."""
+"""ASGI entry point: the hot endpoints on a lean async door, HTTP through Django, WebSockets
+through Channels."""
 
 import os
 
@@ -9,13 +10,23 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
+from leaderboard.hotpath import scoreboard_endpoint  # noqa: E402
 from leaderboard.routing import websocket_urlpatterns  # noqa: E402
+from scoreboard_project.hotpath import HotPathApp  # noqa: E402
 from scoreboard_project.static import JsonStaticFilesHandler  # noqa: E402
+from scores.hotpath import score_submit_endpoint  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": JsonStaticFilesHandler(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
-    }
+application = HotPathApp(
+    ProtocolTypeRouter(
+        {
+            "http": JsonStaticFilesHandler(django_asgi_app),
+            "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        }
+    ),
+    routes={
+        ("POST", "/api/scores"): (score_submit_endpoint, settings.MAX_REQUEST_BODY),
+        ("GET", "/api/scoreboard"): (scoreboard_endpoint, settings.MAX_REQUEST_BODY),
+    },
 )

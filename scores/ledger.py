@@ -53,15 +53,23 @@ class Credit:
     reached_at: datetime | None
 
 
-def ledger_credit(*, user_id: int, action: ScoreAction) -> Credit:
-    """Write the history row and add to the total atomically; commit before returning."""
-    params = {
+def credit_params(user_id: int, action: ScoreAction) -> dict:
+    return {
         "user_id": user_id,
         "action_id": action.action_id,
         "action_type": action.action_type,
         "points": action.points,
         "request_hash": action.digest(),
     }
+
+
+def ledger_credit(*, user_id: int, action: ScoreAction) -> Credit:
+    """Write the history row and add to the total atomically; commit before returning.
+
+    The synchronous form, through Django's connection: the embedded default (SQLite) and
+    the fallback of the async ledger.
+    """
+    params = credit_params(user_id, action)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(POSTGRES_CREDIT, params)
@@ -81,3 +89,32 @@ def _credit_portable(params: dict) -> Credit:
         cursor.execute(SQLITE_TOTAL, params)
         (total,) = cursor.fetchone()
     return Credit(total, now)
+
+
+async def ledger_credit_async(*, user_id: int, action: ScoreAction) -> Credit:
+    """Credit one action: through the group committer on PostgreSQL, else the sync form."""
+    from scoreboard_project import aio
+
+    if aio.postgres_enabled():
+        committer = await _committer()
+        return await committer.submit(user_id, action)
+    return await aio.db_call(ledger_credit)(user_id=user_id, action=action)
+
+
+async def ledger_credit_many(items: list[tuple[int, ScoreAction]]) -> list[Credit]:
+    """Credit a trusted batch: one statement on PostgreSQL, one by one elsewhere."""
+    from scoreboard_project import aio
+
+    if aio.postgres_enabled():
+        committer = await _committer()
+        return await committer.submit_many(items)
+    credit_one = aio.db_call(ledger_credit)
+    return [await credit_one(user_id=user_id, action=action) for user_id, action in items]
+
+
+async def _committer():
+    from scoreboard_project import aio
+    from scores.groupcommit import GroupCommitter
+
+    pool = await aio.pg_pool()
+    return aio.loop_singleton("group-commit", lambda: GroupCommitter(pool))

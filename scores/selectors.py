@@ -29,6 +29,17 @@ def action_rules() -> dict[str, ActionRule]:
     return fresh
 
 
+async def action_rules_async() -> dict[str, ActionRule]:
+    """`action_rules` for async callers: the database is asked in a worker thread, and only
+    when this process's copy is older than ACTION_TYPES_CACHE_SECONDS."""
+    loaded_at, rules = _rules
+    if time.monotonic() - loaded_at < settings.ACTION_TYPES_CACHE_SECONDS:
+        return rules
+    from scoreboard_project import aio
+
+    return await aio.db_call(action_rules)()
+
+
 def action_rules_forget() -> None:
     """Drop this process's copy (an admin edit); other processes see it within the TTL."""
     global _rules

@@ -4,7 +4,6 @@ import json
 import uuid
 
 import pytest
-import redis
 from django.db import connection
 
 from conftest import new_action
@@ -194,56 +193,47 @@ def test_unknown_paths_and_missing_static_files_are_json_404(api):
 
 
 @pytest.mark.postgres
-def test_a_credit_is_one_sql_statement_on_postgresql(client, django_assert_num_queries):
-    post(client, new_action())  # warms the action-type cache
-    with django_assert_num_queries(1) as captured:
-        assert post(client, new_action()).status_code == 200
-    assert captured.captured_queries[0]["sql"].lstrip().startswith("WITH credited AS")
+def test_a_credit_is_one_sql_statement_on_postgresql(client, sql_log):
+    post(client, new_action())  # warms the action-type and session caches
+    log = sql_log()
+    assert post(client, new_action()).status_code == 200
+    assert len(log.queries) == 1 + (0 if settings_redis() else 2), log.queries
+    assert any(sql.lstrip().startswith("WITH input AS") for sql in log.queries)
 
 
-def test_without_redis_a_credit_reads_session_and_rank_from_the_database(
-    client, settings, django_assert_num_queries
-):
+def settings_redis() -> bool:
+    from django.conf import settings
+
+    return bool(settings.REDIS_URL)
+
+
+def test_without_redis_a_credit_reads_session_and_rank_from_the_database(client, settings, sql_log):
     settings.REDIS_URL = ""
     post(client, new_action())
-    # session check, the credit (one statement, or BEGIN + 2 + COMMIT on SQLite), the rank.
-    expected = 3 if connection.vendor == "postgresql" else 6
-    with django_assert_num_queries(expected) as captured:
-        assert post(client, new_action()).status_code == 200
-    sql = [query["sql"] for query in captured.captured_queries]
-    assert "login_session" in sql[0]
-    assert sql[-1].startswith("SELECT COUNT(*)")
-
-
-class RoundTrips:
-    """Count commands sent to Redis by this process (pipelines and scripts count once)."""
-
-    def __init__(self, monkeypatch):
-        self.count = 0
-        original = redis.connection.AbstractConnection.send_packed_command
-
-        def counting(connection_self, command, check_health=True):
-            self.count += 1
-            return original(connection_self, command, check_health)
-
-        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
-
-
-@pytest.mark.redis
-def test_a_credit_costs_at_most_two_redis_round_trips(client, monkeypatch):
-    post(client, new_action())  # warms the session cache and loads the Lua scripts
-    trips = RoundTrips(monkeypatch)
+    log = sql_log()
     assert post(client, new_action()).status_code == 200
-    assert 1 <= trips.count <= 2
+    # The session check, the credit (one statement, or two in one SQLite transaction), the rank.
+    queries = log.queries
+    assert "login_session" in queries[0]
+    assert queries[-1].startswith("SELECT COUNT(*)")
+    assert len(queries) == (3 if connection.vendor == "postgresql" else 4), queries
 
 
 @pytest.mark.redis
-def test_a_replay_costs_at_most_two_redis_round_trips(client, monkeypatch):
+def test_a_credit_costs_at_most_two_redis_round_trips(client, redis_log):
+    post(client, new_action())  # warms the session cache and loads the Lua scripts
+    log = redis_log()
+    assert post(client, new_action()).status_code == 200
+    assert log.count == 2
+
+
+@pytest.mark.redis
+def test_a_replay_costs_at_most_two_redis_round_trips(client, redis_log):
     action = new_action()
     post(client, action)
-    trips = RoundTrips(monkeypatch)
+    log = redis_log()
     assert post(client, action)["Idempotent-Replayed"] == "true"
-    assert 1 <= trips.count <= 2
+    assert log.count == 2
 
 
 def test_replay_without_a_remembered_answer_reports_the_current_standing(client, player, settings):

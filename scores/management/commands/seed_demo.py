@@ -6,7 +6,7 @@ from django.db import transaction
 
 from accounts.models import User
 from scores.models import ActionType
-from scores.services import score_submit
+from scores.services import score_submit_sync
 from scores.validation import ScoreAction
 
 DEMO_PASSWORD = "demo-password-2026"
@@ -51,7 +51,7 @@ class Command(BaseCommand):
                     action_type=kind.name,
                     points=rng.randint(kind.min_points, kind.max_points),
                 )
-                score_submit(user_id=user.id, action=action)
+                score_submit_sync(user_id=user.id, action=action)
                 credited += 1
             if position % 1000 == 0:
                 self.stdout.write(f"  {position}/{len(created)} players seeded")

@@ -1,0 +1,193 @@
+"""Event-loop plumbing for the async hot path.
+
+Each event loop gets its own PostgreSQL pool, Redis client and group committer (their
+connections belong to that loop). Synchronous callers (DRF views, the admin, management
+commands, Celery tasks) run the same async services on one background loop per process
+through `run()`, so every door shares the hot path's code and its group commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import functools
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
+
+import redis.asyncio as aredis
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connections
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class LoopResources:
+    """What one event loop owns: created on first use, closed with the loop's server."""
+
+    def __init__(self) -> None:
+        self.pg_pool: Any = None
+        self.redis: dict[str, aredis.Redis] = {}
+        self.singletons: dict[str, Any] = {}
+
+    async def close(self) -> None:
+        for value in self.singletons.values():
+            closer = getattr(value, "aclose", None)
+            if closer is not None:
+                await closer()
+        self.singletons.clear()
+        for client in self.redis.values():
+            await client.aclose()
+        self.redis.clear()
+        if self.pg_pool is not None:
+            await self.pg_pool.close()
+            self.pg_pool = None
+
+
+_by_loop: WeakKeyDictionary[asyncio.AbstractEventLoop, LoopResources] = WeakKeyDictionary()
+
+
+def loop_resources() -> LoopResources:
+    loop = asyncio.get_running_loop()
+    found = _by_loop.get(loop)
+    if found is None:
+        found = _by_loop[loop] = LoopResources()
+    return found
+
+
+def loop_singleton(name: str, factory: Callable[[], T]) -> T:
+    """One object per event loop (a committer, a board cache), made on first use."""
+    resources = loop_resources()
+    found = resources.singletons.get(name)
+    if found is None:
+        found = resources.singletons[name] = factory()
+    return found
+
+
+def postgres_enabled() -> bool:
+    return connections["default"].vendor == "postgresql"
+
+
+def _conninfo() -> dict[str, Any]:
+    # settings_dict, not settings.DATABASES: the test runner renames the database there.
+    params = connections["default"].settings_dict
+    info = {
+        "dbname": params["NAME"],
+        "user": params.get("USER") or None,
+        "password": params.get("PASSWORD") or None,
+        "host": params.get("HOST") or None,
+        "port": params.get("PORT") or None,
+        **params.get("OPTIONS", {}),
+    }
+    return {key: value for key, value in info.items() if value is not None}
+
+
+async def pg_pool():
+    """This loop's psycopg pool (autocommit connections), opened on first use."""
+    resources = loop_resources()
+    if resources.pg_pool is None:
+        from psycopg_pool import AsyncConnectionPool
+
+        pool = AsyncConnectionPool(
+            kwargs={**_conninfo(), "autocommit": True},
+            min_size=1,
+            max_size=settings.DB_POOL_SIZE,
+            timeout=settings.DB_POOL_TIMEOUT,
+            open=False,
+            name="hot-path",
+        )
+        resources.pg_pool = pool
+        await pool.open()
+    return resources.pg_pool
+
+
+def async_redis() -> aredis.Redis | None:
+    """This loop's Redis client for REDIS_URL, or None without Redis."""
+    url = settings.REDIS_URL
+    if not url:
+        return None
+    resources = loop_resources()
+    client = resources.redis.get(url)
+    if client is None:
+        client = resources.redis[url] = aredis.Redis.from_url(
+            url,
+            socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+            socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
+            health_check_interval=30,
+            max_connections=settings.REDIS_POOL_SIZE,
+        )
+    return client
+
+
+def db_call(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """Run ORM code from async code in a worker thread, for the rare paths only (a session
+    cache miss, a replay, the action-type refresh). The worker's connection is closed after
+    each call: no request cycle would ever close it otherwise."""
+
+    def guarded(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return sync_to_async(functools.wraps(function)(guarded), thread_sensitive=False)
+
+
+class BackgroundLoop:
+    """One event loop in a daemon thread, for synchronous callers of async services."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="scoreboard-aio", daemon=True)
+                thread.start()
+                self._loop = loop
+            return self._loop
+
+    def run(self, coroutine: Awaitable[T], timeout: float | None = 60) -> T:
+        loop = self.loop()
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            raise RuntimeError("aio.run() called from the background loop itself")
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is None or loop.is_closed():
+            return
+
+        async def close_resources():
+            resources = _by_loop.get(loop)
+            if resources is not None:
+                await resources.close()
+
+        try:
+            asyncio.run_coroutine_threadsafe(close_resources(), loop).result(10)
+        except Exception:  # closing is best effort at shutdown
+            logger.warning("background loop resources did not close cleanly", exc_info=True)
+        loop.call_soon_threadsafe(loop.stop)
+
+
+background = BackgroundLoop()
+run = background.run
+atexit.register(background.close)
+
+
+async def close_loop_resources() -> None:
+    """Close what the running loop owns (ASGI lifespan shutdown)."""
+    resources = _by_loop.pop(asyncio.get_running_loop(), None)
+    if resources is not None:
+        await resources.close()

@@ -1,0 +1,150 @@
+"""The lean ASGI door for the hot endpoints, in front of Django's handler.
+
+POST /api/scores, POST /api/scores/batch and GET /api/scoreboard are answered here, on the
+server's event loop, with no thread hop per request: Django's ASGI handler would make two
+(the request_started receivers and response.close()). They call the same services as the
+DRF views, which keep serving every other method and document the endpoints in the schema.
+Everything else goes to Django untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+
+from scoreboard_project import aio
+from scoreboard_project.errors import ApiError, InvalidAction, PayloadTooLarge, ServerError
+
+logger = logging.getLogger("scoreboard.errors")
+
+JSON_HEADERS = [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff")]
+
+
+class ClientGone(Exception):
+    """The client disconnected before its body arrived."""
+
+
+@dataclass(slots=True)
+class HotRequest:
+    scope: dict
+    body: bytes
+
+    def header(self, name: bytes) -> bytes:
+        for key, value in self.scope["headers"]:
+            if key == name:
+                return value
+        return b""
+
+    def json(self) -> object:
+        """The body as JSON, strictly: JSON content type, UTF-8, no NaN or Infinity."""
+        content_type = self.header(b"content-type").split(b";")[0].strip().lower()
+        if content_type != b"application/json":
+            raise InvalidAction("The body must be JSON (Content-Type: application/json).")
+        if not self.body:
+            return {}
+        try:
+            return json.loads(self.body.decode("utf-8"), parse_constant=_reject_constant)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidAction("The body is not valid JSON.") from None
+
+
+@dataclass(frozen=True, slots=True)
+class HotResponse:
+    status: int
+    body: bytes
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+Handler = Callable[[HotRequest], Awaitable[HotResponse]]
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def json_response(status: int, body: dict, headers: tuple[tuple[bytes, bytes], ...] = ()) -> HotResponse:
+    return HotResponse(status, json.dumps(body, separators=(",", ":")).encode(), headers)
+
+
+def error_response(error: ApiError) -> HotResponse:
+    headers = tuple((name.lower().encode(), value.encode()) for name, value in error.headers().items())
+    return json_response(error.status, error.body(), headers)
+
+
+class HotPathApp:
+    """Route the hot endpoints to their handlers; pass everything else to `app`."""
+
+    def __init__(self, app, routes: dict[tuple[str, str], tuple[Handler, int]]):
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            route = self.routes.get((scope["method"], scope["path"]))
+            if route is not None:
+                return await self.serve(route, scope, receive, send)
+        elif scope["type"] == "lifespan":
+            return await self.lifespan(receive, send)
+        return await self.app(scope, receive, send)
+
+    async def serve(self, route: tuple[Handler, int], scope, receive, send) -> None:
+        handler, body_limit = route
+        try:
+            response = await self.handle(handler, body_limit, scope, receive)
+        except ClientGone:
+            return
+        headers = [*JSON_HEADERS, (b"content-length", str(len(response.body)).encode()), *response.headers]
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+    async def handle(self, handler: Handler, body_limit: int, scope, receive) -> HotResponse:
+        try:
+            request = HotRequest(scope, b"")
+            host = request.header(b"host").decode("latin-1")
+            if not validate_host(split_domain_port(host)[0], settings.ALLOWED_HOSTS):
+                raise InvalidAction("The Host header is not allowed.")
+            request.body = await read_body(request, receive, body_limit)
+            return await handler(request)
+        except ApiError as error:
+            return error_response(error)
+        except ClientGone:
+            raise
+        except Exception:
+            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            return error_response(ServerError())
+
+    async def lifespan(self, receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await aio.close_loop_resources()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def read_body(request: HotRequest, receive, limit: int) -> bytes:
+    try:
+        declared = int(request.header(b"content-length") or 0)
+    except ValueError:
+        raise InvalidAction("Bad Content-Length.") from None
+    if declared > limit:
+        raise PayloadTooLarge()
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
