@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from accounts import services
-from accounts.models import LoginSession, User
+from accounts.models import LoginSession, ServiceAccount, User
 
 
 @admin.register(User)
@@ -54,3 +54,38 @@ class LoginSessionAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         for session in queryset:
             services.session_revoke(sid=str(session.id), reason="admin")
+
+
+@admin.register(ServiceAccount)
+class ServiceAccountAdmin(admin.ModelAdmin):
+    """Game servers that may submit batches (POST /api/scores/batch)."""
+
+    list_display = ("name", "enabled", "description", "created_at")
+    list_filter = ("enabled",)
+    search_fields = ("name",)
+    fields = ("name", "description", "enabled")
+    actions = ["issue_token", "disable"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("name",) if obj else ()
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            created = services.service_account_create(name=obj.name, description=obj.description)
+            obj.pk, obj.user_id = created.pk, created.user_id
+            return
+        was_enabled = ServiceAccount.objects.filter(pk=obj.pk).values_list("enabled", flat=True).first()
+        super().save_model(request, obj, form, change)
+        if was_enabled and not obj.enabled:
+            services.service_account_set_enabled(account=obj, enabled=False)
+
+    @admin.action(description="Issue a new token (shown once)")
+    def issue_token(self, request, queryset):
+        for account in queryset.select_related("user"):
+            token = services.service_token_create(account=account)
+            self.message_user(request, f"Token for {account.name} (copy it now, it is not stored): {token}")
+
+    @admin.action(description="Disable: every token of the account stops working at once")
+    def disable(self, request, queryset):
+        for account in queryset:
+            services.service_account_set_enabled(account=account, enabled=False)

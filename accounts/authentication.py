@@ -17,6 +17,7 @@ class TokenUser:
 
     id: int
     sid: str
+    scope: str = ""
     is_authenticated: bool = True
     is_anonymous: bool = False
 
@@ -43,7 +44,7 @@ def user_from_bearer(header: bytes) -> TokenUser:
     claims = access_token_verify(bearer_token(header))
     if not session_is_live(sid=claims.sid, user_id=claims.user_id):
         raise Unauthorized("The session has ended.")
-    return TokenUser(id=claims.user_id, sid=claims.sid)
+    return TokenUser(id=claims.user_id, sid=claims.sid, scope=claims.scope)
 
 
 async def user_from_bearer_async(header: bytes) -> TokenUser:
@@ -53,7 +54,7 @@ async def user_from_bearer_async(header: bytes) -> TokenUser:
     claims = access_token_verify(bearer_token(header))
     if not await session_is_live_async(sid=claims.sid, user_id=claims.user_id):
         raise Unauthorized("The session has ended.")
-    return TokenUser(id=claims.user_id, sid=claims.sid)
+    return TokenUser(id=claims.user_id, sid=claims.sid, scope=claims.scope)
 
 
 class SessionJWTAuthentication(BaseAuthentication):

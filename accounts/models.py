@@ -65,3 +65,23 @@ class LoginSession(models.Model):
     @property
     def is_live(self) -> bool:
         return self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class ServiceAccount(models.Model):
+    """A trusted game server: it submits batches of actions for many players.
+
+    Its tokens carry the scope `scores:batch` and belong to a login session of its own user,
+    so disabling the account or revoking the session stops them at once.
+    """
+
+    name = models.CharField(max_length=50, unique=True)
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="service_account")
+    enabled = models.BooleanField(default=True)
+    description = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        db_table = "service_account"
+
+    def __str__(self) -> str:
+        return self.name

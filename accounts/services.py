@@ -13,9 +13,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import LoginSession, User
+from accounts.models import LoginSession, ServiceAccount, User
 from accounts.sessions import session_cache_live, session_cache_revoked
-from accounts.tokens import refresh_token_verify, token_pair_issue
+from accounts.tokens import refresh_token_verify, service_token_issue, token_pair_issue
 from scoreboard_project.errors import Forbidden, InvalidAction, Unauthorized
 
 logger = logging.getLogger("scoreboard.auth")
@@ -140,3 +140,37 @@ def _revoke(sessions, *, reason: str) -> None:
         return
     LoginSession.objects.filter(id__in=sids).update(revoked_at=timezone.now(), revoked_reason=reason)
     transaction.on_commit(lambda: session_cache_revoked(sids=sids))
+
+
+def service_account_create(*, name: str, description: str = "") -> ServiceAccount:
+    """Create a service account with its own (password-less) user."""
+    if not USERNAME_RE.fullmatch(name) or len(name) > 42:
+        raise InvalidAction(
+            "The name is invalid.", details={"name": "3-42 characters: letters, digits, '_', '.', '-'"}
+        )
+    with transaction.atomic():
+        user = User(username=f"service.{name}")
+        user.set_unusable_password()
+        user.save()
+        return ServiceAccount.objects.create(name=name, user=user, description=description)
+
+
+def service_token_create(*, account: ServiceAccount) -> str:
+    """Open a session for a service account and return its access token (shown once)."""
+    if not account.enabled or not account.user.is_active:
+        raise Forbidden("This service account is disabled.")
+    lifetime = timedelta(seconds=settings.SERVICE_TOKEN_LIFETIME)
+    sid = str(uuid.uuid4())
+    expires_at = timezone.now() + lifetime
+    LoginSession.objects.create(id=sid, user=account.user, refresh_jti="", expires_at=expires_at)
+    transaction.on_commit(lambda: session_cache_live(sid=sid, user_id=account.user_id, expires_at=expires_at))
+    return service_token_issue(user_id=account.user_id, sid=sid, lifetime=lifetime)
+
+
+def service_account_set_enabled(*, account: ServiceAccount, enabled: bool) -> None:
+    """Enable or disable a service account; disabling ends every token it holds."""
+    with transaction.atomic():
+        ServiceAccount.objects.filter(pk=account.pk).update(enabled=enabled)
+        account.enabled = enabled
+        if not enabled:
+            _revoke(LoginSession.objects.filter(user_id=account.user_id), reason="service_disabled")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from rest_framework_simplejwt.exceptions import TokenError
@@ -11,11 +12,14 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from scoreboard_project.errors import Unauthorized
 
+BATCH_SCOPE = "scores:batch"
+
 
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
     user_id: int
     sid: str
+    scope: str = ""
 
 
 def token_pair_issue(*, user_id: int, sid: str) -> tuple[dict, str]:
@@ -33,6 +37,16 @@ def token_pair_issue(*, user_id: int, sid: str) -> tuple[dict, str]:
     return body, refresh["jti"]
 
 
+def service_token_issue(*, user_id: int, sid: str, lifetime: timedelta) -> str:
+    """An access token for a service account: long-lived, scoped, no refresh token."""
+    token = AccessToken()
+    token.set_exp(lifetime=lifetime)
+    token["user_id"] = user_id
+    token["sid"] = sid
+    token["scope"] = BATCH_SCOPE
+    return str(token)
+
+
 def _claims(token) -> AccessClaims:
     user_id = token.payload.get("user_id")
     sid = token.payload.get("sid")
@@ -42,7 +56,8 @@ def _claims(token) -> AccessClaims:
         uuid.UUID(sid)
     except ValueError:
         raise Unauthorized("The token is missing required claims.") from None
-    return AccessClaims(user_id=user_id, sid=sid)
+    scope = token.payload.get("scope", "")
+    return AccessClaims(user_id=user_id, sid=sid, scope=scope if isinstance(scope, str) else "")
 
 
 def access_token_verify(raw: str) -> AccessClaims:

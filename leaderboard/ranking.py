@@ -45,40 +45,56 @@ def idempotency_key(action_id: str) -> str:
     return f"idem:{action_id}"
 
 
-# Record a new total after commit, in one round trip: raise the index (never lower it, so
-# out-of-order commits of one user cannot move them back), invalidate the top 10 if it may
-# have changed, compute the competition rank and remember the answer for replays.
+# Record committed totals, in one round trip for any number of them: raise each player's
+# entry (never lower it, so out-of-order commits cannot move a player back), invalidate the
+# top 10 when it may have changed, announce the change (also for a new player, since the
+# player count moved), compute each competition rank and remember each answer for replays.
+# KEYS: index, reached, top10, version, changed, then one idempotency key per record.
+# ARGV: top_n, idempotency_ttl, then per record: user_id, total, reached_micros, status
+# (status "" means: remember nothing).
 RECORD_SCRIPT = """
-local index, reached, top, version, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local user, total, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4])
-local current = redis.call('ZSCORE', index, user)
-local changed = 0
-if not current or total > tonumber(current) then
-  local affects = false
-  local was = redis.call('ZREVRANK', index, user)
-  if was and was < n then
-    affects = true
-  else
-    local tail = redis.call('ZREVRANGE', index, n - 1, n - 1, 'WITHSCORES')
-    if #tail == 0 or total >= tonumber(tail[2]) then affects = true end
-  end
-  redis.call('ZADD', index, total, user)
-  redis.call('HSET', reached, user, ARGV[3])
-  if affects then
-    redis.call('INCR', version)
-    redis.call('DEL', top)
-  end
-  -- A new player changes total_players: announce it too, though the top 10 stands.
-  if affects or not current then
-    redis.call('PUBLISH', KEYS[6], redis.call('GET', version) or '0')
-    changed = 1
+local index, reached, top, version, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local n, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local count = (#ARGV - 2) / 4
+local top_moved, announce = false, false
+for i = 0, count - 1 do
+  local user, total = ARGV[3 + i * 4], tonumber(ARGV[4 + i * 4])
+  local current = redis.call('ZSCORE', index, user)
+  if not current or total > tonumber(current) then
+    if not current then announce = true end
+    local was = redis.call('ZREVRANK', index, user)
+    if was and was < n then
+      top_moved = true
+    else
+      local tail = redis.call('ZREVRANGE', index, n - 1, n - 1, 'WITHSCORES')
+      if #tail == 0 or total >= tonumber(tail[2]) then top_moved = true end
+    end
+    redis.call('ZADD', index, total, user)
+    redis.call('HSET', reached, user, ARGV[5 + i * 4])
   end
 end
-local rank = redis.call('ZCOUNT', index, '(' .. ARGV[2], '+inf') + 1
-if ARGV[5] ~= '' then
-  redis.call('SET', idem, ARGV[5] .. ':' .. ARGV[2] .. ':' .. rank, 'EX', tonumber(ARGV[6]))
+-- Ranks against the board with every record applied: 1 + the other players above the total
+-- (a player whose entry is already higher, by a later credit, does not count against it).
+local ranks = {}
+for i = 0, count - 1 do
+  local user, raw_total, status = ARGV[3 + i * 4], ARGV[4 + i * 4], ARGV[6 + i * 4]
+  local above = redis.call('ZCOUNT', index, '(' .. raw_total, '+inf')
+  local own = redis.call('ZSCORE', index, user)
+  if own and tonumber(own) > tonumber(raw_total) then above = above - 1 end
+  local rank = above + 1
+  if status ~= '' then
+    redis.call('SET', KEYS[6 + i], status .. ':' .. raw_total .. ':' .. rank, 'EX', ttl)
+  end
+  ranks[#ranks + 1] = rank
 end
-return {rank, changed}
+if top_moved then
+  redis.call('INCR', version)
+  redis.call('DEL', top)
+end
+if top_moved or announce then
+  redis.call('PUBLISH', channel, redis.call('GET', version) or '0')
+end
+return {ranks, (top_moved or announce) and 1 or 0}
 """
 
 # Everything needed to build the top 10: the members down to the tenth score (ties

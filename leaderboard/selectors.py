@@ -68,8 +68,9 @@ def leaderboard_top_from_db() -> dict:
     return body
 
 
-def user_rank_from_db(*, total: int) -> int:
-    return Score.objects.filter(total_score__gt=total, user__is_active=True).count() + 1
+def user_rank_from_db(*, total: int, user_id: int | None = None) -> int:
+    """1 + the ranked players above `total`, not counting `user_id` itself."""
+    return Score.objects.filter(total_score__gt=total, user__is_active=True).exclude(user_id=user_id).count() + 1
 
 
 def usernames(user_ids: list[int]) -> dict[int, str]:
@@ -141,12 +142,17 @@ async def _names_fill(client, user_ids: list[int]) -> dict[int, str]:
     return found
 
 
-async def user_rank(*, total: int, board: str | None = None) -> int:
-    """Competition rank of a total: 1 + the number of ranked players strictly above it."""
+async def user_rank(*, total: int, user_id: int | None = None, board: str | None = None) -> int:
+    """Competition rank of a total: 1 + the other ranked players strictly above it."""
     client = aio.async_redis()
     if client is not None:
+        index = board_keys(board).index
         try:
-            return await client.zcount(board_keys(board).index, f"({total}", "+inf") + 1
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.zcount(index, f"({total}", "+inf")
+                pipe.zscore(index, str(user_id or 0))
+                above, own = await pipe.execute()
+            return above - (1 if own is not None and own > total else 0) + 1
         except RedisError:
             logger.warning("redis unreachable; rank read from the database")
-    return await aio.db_call(user_rank_from_db)(total=total)
+    return await aio.db_call(user_rank_from_db)(total=total, user_id=user_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -25,49 +26,48 @@ def micros(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(microseconds=1)
 
 
-async def leaderboard_record(
-    *,
-    user_id: int,
-    total: int,
-    reached_at: datetime,
-    remember: tuple[str, int] | None = None,
-    board: str | None = None,
-) -> int:
-    """Put a committed total into the index and return the player's competition rank.
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A committed total to index; `action_id` and `status` are remembered for replays."""
 
-    One Redis round trip. `remember` is (action_id, status): the answer is kept for
-    idempotent replays.
+    user_id: int
+    total: int
+    reached_at: datetime
+    action_id: str = ""
+    status: int = 0
+
+
+async def leaderboard_record(*, records: list[Record], board: str | None = None) -> list[int]:
+    """Put committed totals into the index and return each player's competition rank.
+
+    One Redis round trip for the whole list; the database answers when Redis is absent.
     """
     client = aio.async_redis()
     if client is not None:
         keys = board_keys(board)
-        action_id, status = remember or ("", 0)
+        args: list = [TOP_N, settings.IDEMPOTENCY_TTL]
+        for record in records:
+            args += [record.user_id, record.total, micros(record.reached_at), record.status or ""]
         try:
-            rank, changed = await scripts_for(client).record(
+            ranks, changed = await scripts_for(client).record(
                 keys=[
                     keys.index,
                     keys.reached,
                     keys.top10,
                     keys.version,
-                    idempotency_key(action_id),
                     keys.changed,
+                    *(idempotency_key(record.action_id) for record in records),
                 ],
-                args=[
-                    user_id,
-                    total,
-                    micros(reached_at),
-                    TOP_N,
-                    str(status) if remember else "",
-                    settings.IDEMPOTENCY_TTL,
-                ],
+                args=args,
             )
             if changed:
                 local_board_invalidate()
-            return int(rank)
+            return [int(rank) for rank in ranks]
         except RedisError:
-            logger.error("redis unreachable; user %s total %s not indexed", user_id, total)
+            logger.error("redis unreachable; %d totals not indexed", len(records))
     local_board_invalidate()
-    return await aio.db_call(user_rank_from_db)(total=total)
+    rank_of = aio.db_call(user_rank_from_db)
+    return [await rank_of(total=record.total, user_id=record.user_id) for record in records]
 
 
 def leaderboard_name_set(*, user_id: int, username: str) -> None:

@@ -27,7 +27,7 @@ class JsonErrorMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        if length > request_body_limit():
+        if length > request_body_limit(request.path):
             return error_response(PayloadTooLarge())
         response = self.get_response(request)
         if response.status_code >= 400 and not response.get("Content-Type", "").startswith(
@@ -44,10 +44,11 @@ class JsonErrorMiddleware:
         return error_response(ServerError())
 
 
-def request_body_limit() -> int:
+def request_body_limit(path: str) -> int:
+    """16 KiB for every body (API.md section 5) but a game server's batch."""
     from django.conf import settings
 
-    return settings.MAX_REQUEST_BODY
+    return settings.BATCH_MAX_BODY if path == "/api/scores/batch" else settings.MAX_REQUEST_BODY
 
 
 def error_for_status(status: int) -> ApiError:

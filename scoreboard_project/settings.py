@@ -40,6 +40,7 @@ SECRET_KEY = _secret("SECRET_KEY", 50)
 JWT_SECRET = _secret("JWT_SECRET", 32)
 JWT_EXPIRY = env.int("JWT_EXPIRY", 3600, minimum=1)
 JWT_REFRESH_EXPIRY = env.int("JWT_REFRESH_EXPIRY", 14 * 24 * 3600, minimum=60)
+SERVICE_TOKEN_LIFETIME = env.int("SERVICE_TOKEN_LIFETIME", 90 * 24 * 3600, minimum=60)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
@@ -175,7 +176,6 @@ SESSION_CACHE_SECONDS = env.int("SESSION_CACHE_SECONDS", 300, minimum=1)
 IDEMPOTENCY_TTL = env.int("IDEMPOTENCY_TTL", 24 * 3600, minimum=60)
 ACTION_TYPES_CACHE_SECONDS = env.int("ACTION_TYPES_CACHE_SECONDS", 5, minimum=0)
 MAX_REQUEST_BODY = 16 * 1024
-DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.SessionJWTAuthentication"],
@@ -249,3 +249,5 @@ GROUP_COMMIT_CONCURRENCY = env.int("GROUP_COMMIT_CONCURRENCY", 4, minimum=1)
 LEADERBOARD_LOCAL_TTL = env.float("LEADERBOARD_LOCAL_TTL", 0.5)
 BATCH_MAX_ACTIONS = env.int("BATCH_MAX_ACTIONS", 500, minimum=1)
 BATCH_MAX_BODY = env.int("BATCH_MAX_BODY", 256 * 1024, minimum=16 * 1024)
+# Django reads bodies up to the batch limit; JsonErrorMiddleware holds every other path to 16 KiB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = BATCH_MAX_BODY

@@ -1,11 +1,15 @@
+from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.tokens import BATCH_SCOPE
+from scoreboard_project import aio
+from scoreboard_project.errors import Forbidden
 from scoreboard_project.fields import ErrorOutput
-from scores.serializers import ScoreSubmitInput, ScoreSubmitOutput
-from scores.services import score_submit_sync
-from scores.validation import action_parse
+from scores.serializers import BatchInput, BatchOutput, ScoreSubmitInput, ScoreSubmitOutput
+from scores.services import score_submit_batch, score_submit_sync
+from scores.validation import action_parse, batch_parse
 
 ERRORS = {code: OpenApiResponse(ErrorOutput) for code in (400, 401, 403, 409, 413, 429, 503)}
 
@@ -38,3 +42,23 @@ class ScoreSubmitApi(APIView):
         outcome = score_submit_sync(user_id=request.user.id, action=action_parse(request.data))
         headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
         return Response(outcome.body, status=outcome.status, headers=headers)
+
+
+class ScoreBatchApi(APIView):
+    """POST /api/scores/batch: a game server credits many players at once (service token).
+
+    Like ScoreSubmitApi, production traffic takes the async door to the same service.
+    """
+
+    @extend_schema(
+        request=BatchInput,
+        responses={200: BatchOutput, **ERRORS},
+        description="Needs a service account token (scope `scores:batch`, issued in the admin or by "
+        "`manage.py create_service_token NAME`). Each item is checked, credited and answered like a "
+        "single POST /api/scores; bodies up to BATCH_MAX_BODY (256 KiB).",
+    )
+    def post(self, request):
+        if getattr(request.user, "scope", "") != BATCH_SCOPE:
+            raise Forbidden("This endpoint takes a service account's token.")
+        items = batch_parse(request.data, max_actions=settings.BATCH_MAX_ACTIONS)
+        return Response(aio.run(score_submit_batch(items=items)))

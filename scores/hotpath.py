@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from accounts.authentication import user_from_bearer_async
+from accounts.tokens import BATCH_SCOPE
+from scoreboard_project.errors import Forbidden
 from scoreboard_project.hotpath import HotRequest, HotResponse, json_response
-from scores.services import score_submit
-from scores.validation import action_parse
+from scores.services import score_submit, score_submit_batch
+from scores.validation import action_parse, batch_parse
 
 REPLAYED = ((b"idempotent-replayed", b"true"),)
 
@@ -14,3 +18,11 @@ async def score_submit_endpoint(request: HotRequest) -> HotResponse:
     user = await user_from_bearer_async(request.header(b"authorization"))
     outcome = await score_submit(user_id=user.id, action=action_parse(request.json()))
     return json_response(outcome.status, outcome.body, REPLAYED if outcome.replayed else ())
+
+
+async def score_batch_endpoint(request: HotRequest) -> HotResponse:
+    user = await user_from_bearer_async(request.header(b"authorization"))
+    if user.scope != BATCH_SCOPE:
+        raise Forbidden("This endpoint takes a service account's token.")
+    items = batch_parse(request.json(), max_actions=settings.BATCH_MAX_ACTIONS)
+    return json_response(200, await score_submit_batch(items=items))

@@ -53,3 +53,10 @@ def history_owner(*, action_id: str) -> tuple[int, str] | None:
 
 def score_of(*, user_id: int) -> Score | None:
     return Score.objects.filter(user_id=user_id).first()
+
+
+def active_player_ids(*, user_ids: set[int]) -> set[int]:
+    """Which of these users exist and are active."""
+    from accounts.models import User
+
+    return set(User.objects.filter(id__in=user_ids, is_active=True).values_list("id", flat=True))

@@ -17,12 +17,12 @@ from django.db import connection
 
 from leaderboard.ranking import idempotency_key
 from leaderboard.selectors import user_rank
-from leaderboard.services import leaderboard_record
+from leaderboard.services import Record, leaderboard_record
 from scoreboard_project import aio
-from scoreboard_project.errors import DuplicateAction
+from scoreboard_project.errors import ApiError, DuplicateAction, InvalidAction, ServerError
 from scoreboard_project.redis import RedisError
 from scores.ledger import Credit, ledger_credit_async, ledger_credit_many
-from scores.selectors import action_rules_async, history_owner, score_of
+from scores.selectors import action_rules_async, active_player_ids, history_owner, score_of
 from scores.validation import ScoreAction, action_check_bounds
 
 logger = logging.getLogger("scoreboard.scores")
@@ -51,7 +51,10 @@ async def score_submit(*, user_id: int, action: ScoreAction) -> ScoreOutcome:
         max_points=settings.MAX_POINTS_PER_ACTION,
     )
     credit = await ledger_credit_async(user_id=user_id, action=action)
-    return await _settle(user_id=user_id, action=action, credit=credit)
+    (outcome,) = await _settle([(user_id, action, credit)])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 async def score_submit_many(*, items: list[tuple[int, ScoreAction]]) -> list[ScoreOutcome | Exception]:
@@ -61,56 +64,99 @@ async def score_submit_many(*, items: list[tuple[int, ScoreAction]]) -> list[Sco
     """
     rules = await action_rules_async()
     results: list[ScoreOutcome | Exception | None] = [None] * len(items)
-    valid: list[tuple[int, tuple[int, ScoreAction]]] = []
-    for position, (user_id, action) in enumerate(items):
+    valid: list[int] = []
+    for position, (_, action) in enumerate(items):
         try:
             action_check_bounds(
                 action, rule=rules.get(action.action_type), max_points=settings.MAX_POINTS_PER_ACTION
             )
-        except Exception as error:
+        except ApiError as error:
             results[position] = error
         else:
-            valid.append((position, (user_id, action)))
-    credits = await ledger_credit_many([item for _, item in valid])
-
-    async def settle(position: int, user_id: int, action: ScoreAction, credit: Credit) -> None:
-        try:
-            results[position] = await _settle(user_id=user_id, action=action, credit=credit)
-        except Exception as error:
-            results[position] = error
-
-    await asyncio.gather(
-        *(
-            settle(position, user_id, action, credit)
-            for (position, (user_id, action)), credit in zip(valid, credits, strict=True)
-        )
+            valid.append(position)
+    credits = await ledger_credit_many([items[position] for position in valid])
+    settled = await _settle(
+        [(*items[position], credit) for position, credit in zip(valid, credits, strict=True)]
     )
+    for position, outcome in zip(valid, settled, strict=True):
+        results[position] = outcome
     return results  # type: ignore[return-value]
 
 
-async def _settle(*, user_id: int, action: ScoreAction, credit: Credit) -> ScoreOutcome:
-    """After the commit: index the new total, remember the answer, or answer a replay."""
-    if credit.total is None:
-        return await _replay(user_id=user_id, action=action)
-    logger.info(
-        "score credited user=%s action_id=%s type=%s points=%s total=%s",
-        user_id,
-        action.action_id,
-        action.action_type,
-        action.points,
-        credit.total,
-    )
-    rank = await leaderboard_record(
-        user_id=user_id,
-        total=credit.total,
-        reached_at=credit.reached_at,
-        remember=(action.action_id, ACCEPTED),
-    )
-    if aio.async_redis() is None:
-        cache.set(
-            idempotency_key(action.action_id), f"{ACCEPTED}:{credit.total}:{rank}", settings.IDEMPOTENCY_TTL
+async def score_submit_batch(*, items: list[tuple[int, ScoreAction] | ApiError]) -> dict:
+    """Apply a game server's batch (parsed by `batch_parse`) and answer per item.
+
+    Each item's result has the single-action shape plus its `action_id` and `status`;
+    a refused item carries the error shape. Unknown or inactive players are refused.
+    """
+    wanted = {item[0] for item in items if isinstance(item, tuple)}
+    active = await aio.db_call(active_player_ids)(user_ids=wanted) if wanted else set()
+    checked: list[tuple[int, ScoreAction] | ApiError] = [
+        item
+        if not isinstance(item, tuple) or item[0] in active
+        else InvalidAction(
+            "user_id: unknown or inactive player", details={"user_id": "unknown or inactive player"}
         )
-    return ScoreOutcome(ACCEPTED, _body(user_id=user_id, new_score=credit.total, rank=rank))
+        for item in items
+    ]
+    valid = [position for position, item in enumerate(checked) if isinstance(item, tuple)]
+    outcomes = await score_submit_many(items=[checked[position] for position in valid])
+    results: list = list(checked)
+    for position, outcome in zip(valid, outcomes, strict=True):
+        results[position] = outcome
+    answers = []
+    for item, result in zip(items, results, strict=True):
+        action_id = item[1].action_id if isinstance(item, tuple) else None
+        if isinstance(result, ScoreOutcome):
+            answer = {"action_id": action_id, "status": result.status, **result.body}
+            if result.replayed:
+                answer["replayed"] = True
+        else:
+            error = result if isinstance(result, ApiError) else ServerError()
+            if not isinstance(result, ApiError):
+                logger.error("batch item failed: %r", result)
+            answer = {"action_id": action_id, "status": error.status, **error.body()}
+        answers.append(answer)
+    return {"success": True, "results": answers}
+
+
+async def _settle(credits: list[tuple[int, ScoreAction, Credit]]) -> list[ScoreOutcome | Exception]:
+    """After the commit: index the new totals in one round trip, remember the answers, and
+    answer the actions that were already credited as replays (or 409s)."""
+    outcomes: list[ScoreOutcome | Exception | None] = [None] * len(credits)
+    fresh = [position for position, (_, _, credit) in enumerate(credits) if credit.total is not None]
+    records = []
+    for position in fresh:
+        user_id, action, credit = credits[position]
+        logger.info(
+            "score credited user=%s action_id=%s type=%s points=%s total=%s",
+            user_id,
+            action.action_id,
+            action.action_type,
+            action.points,
+            credit.total,
+        )
+        records.append(Record(user_id, credit.total, credit.reached_at, action.action_id, ACCEPTED))
+    ranks = await leaderboard_record(records=records) if records else []
+    remember_locally = aio.async_redis() is None
+    for position, record, rank in zip(fresh, records, ranks, strict=True):
+        if remember_locally:
+            cache.set(
+                idempotency_key(record.action_id),
+                f"{ACCEPTED}:{record.total}:{rank}",
+                settings.IDEMPOTENCY_TTL,
+            )
+        outcomes[position] = ScoreOutcome(
+            ACCEPTED, _body(user_id=record.user_id, new_score=record.total, rank=rank)
+        )
+    repeats = [position for position, outcome in enumerate(outcomes) if outcome is None]
+    answers = await asyncio.gather(
+        *(_replay(user_id=credits[position][0], action=credits[position][1]) for position in repeats),
+        return_exceptions=True,
+    )
+    for position, answer in zip(repeats, answers, strict=True):
+        outcomes[position] = answer
+    return outcomes  # type: ignore[return-value]
 
 
 async def _replay(*, user_id: int, action: ScoreAction) -> ScoreOutcome:
@@ -127,7 +173,7 @@ async def _replay(*, user_id: int, action: ScoreAction) -> ScoreOutcome:
     # The remembered answer expired or was lost with Redis: answer with the current standing.
     score = await aio.db_call(score_of)(user_id=user_id)
     total = score.total_score if score else 0
-    body = _body(user_id=user_id, new_score=total, rank=await user_rank(total=total))
+    body = _body(user_id=user_id, new_score=total, rank=await user_rank(total=total, user_id=user_id))
     return ScoreOutcome(ACCEPTED, body, replayed=True)
 
 

@@ -114,3 +114,25 @@ def action_check_bounds(action: ScoreAction, *, rule: ActionRule | None, max_poi
         raise _invalid(
             "points", f"must be between {rule.min_points} and {upper} for action type '{rule.name}'"
         )
+
+
+def batch_parse(payload: object, *, max_actions: int) -> list[tuple[int, ScoreAction] | InvalidAction]:
+    """Parse {"actions": [{"user_id": ..., <action fields>}, ...]}; each item stands alone."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("actions"), list):
+        raise InvalidAction('The body must be {"actions": [...]}.', details={"actions": "must be a list"})
+    actions = payload["actions"]
+    if not 1 <= len(actions) <= max_actions:
+        raise InvalidAction(
+            f"A batch holds 1 to {max_actions} actions.",
+            details={"actions": f"must hold 1 to {max_actions} items"},
+        )
+    items: list[tuple[int, ScoreAction] | InvalidAction] = []
+    for item in actions:
+        try:
+            user_id = item.get("user_id") if isinstance(item, dict) else None
+            if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 1:
+                raise _invalid("user_id", "must be a positive JSON integer")
+            items.append((user_id, action_parse(item)))
+        except InvalidAction as error:
+            items.append(error)
+    return items

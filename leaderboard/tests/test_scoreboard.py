@@ -13,7 +13,7 @@ from conftest import new_action
 from leaderboard.board import local_board_invalidate
 from leaderboard.ranking import NAMES_KEY, BoardKeys, scripts_for
 from leaderboard.selectors import leaderboard_top, leaderboard_top_from_db, user_rank, user_rank_from_db
-from leaderboard.services import leaderboard_record
+from leaderboard.services import Record, leaderboard_record
 from scoreboard_project import aio
 from scoreboard_project.redis import redis_client
 from scores.models import Score
@@ -205,7 +205,7 @@ def test_a_build_that_raced_a_change_is_not_cached(make_user, score):
     client = redis_client()
     scripts = scripts_for(client)
     *_, version = scripts.top_read(keys=[KEYS.index, KEYS.reached, KEYS.version, NAMES_KEY], args=[10, 1000])
-    aio.run(leaderboard_record(user_id=ada.id, total=99, reached_at=timezone.now()))
+    aio.run(leaderboard_record(records=[Record(ada.id, 99, timezone.now())]))
     stored = scripts.top_store(keys=[KEYS.top10, KEYS.version], args=[version, b"{}", 60])
     assert stored == 0 and client.get(KEYS.top10) is None
 
@@ -213,8 +213,8 @@ def test_a_build_that_raced_a_change_is_not_cached(make_user, score):
 @pytest.mark.redis
 def test_an_out_of_order_record_never_lowers_the_index(make_user):
     ada = make_user("ada")
-    aio.run(leaderboard_record(user_id=ada.id, total=50, reached_at=timezone.now()))
-    aio.run(leaderboard_record(user_id=ada.id, total=40, reached_at=timezone.now()))
+    aio.run(leaderboard_record(records=[Record(ada.id, 50, timezone.now())]))
+    aio.run(leaderboard_record(records=[Record(ada.id, 40, timezone.now())]))
     assert redis_client().zscore(KEYS.index, str(ada.id)) == 50
 
 
