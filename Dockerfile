@@ -1,4 +1,4 @@
-# The scoreboard service: one image for web (daphne), Celery worker and beat.
+# The scoreboard service: one image for web (uvicorn), Celery worker and beat.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -23,4 +23,4 @@ USER scoreboard
 EXPOSE 8000
 
 # Static files (admin, Swagger UI) are served by the ASGI handler; no collectstatic step.
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "scoreboard_project.asgi:application"]
+CMD ["uvicorn", "scoreboard_project.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--workers", "2", "--loop", "uvloop", "--http", "httptools", "--ws", "websockets", "--no-access-log", "--proxy-headers"]

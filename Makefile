@@ -5,8 +5,12 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_USERS ?= 50
+# The production server, chosen by measurement (README, "Hot path"); daphne stays available:
+# `make run SERVER=daphne`. WEB_WORKERS > 1 needs PostgreSQL and Redis.
+SERVER ?= uvicorn
+WEB_WORKERS ?= 1
 
-.PHONY: run test install install-dev lint migrate seed serve worker beat clean
+.PHONY: run test bench install install-dev lint migrate seed serve worker beat clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,12 +39,22 @@ seed: migrate
 	$(PY) manage.py seed_demo --users $(DEMO_USERS) --if-empty
 	$(PY) manage.py rebuild_leaderboard
 
-serve:
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) scoreboard_project.asgi:application
+SERVE_uvicorn = $(VENV)/bin/uvicorn scoreboard_project.asgi:application --host $(HOST) --port $(PORT) \
+	--workers $(WEB_WORKERS) --loop uvloop --http httptools --ws websockets --no-access-log
+SERVE_daphne = $(VENV)/bin/daphne -b $(HOST) -p $(PORT) scoreboard_project.asgi:application
+
+serve: install .env.local var
+	$(SERVE_$(SERVER))
 
 run: seed
 	@echo "Serving on http://$(HOST):$(PORT)/  (API /api/, docs /api/docs/, admin /admin/)"
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) scoreboard_project.asgi:application
+	$(SERVE_$(SERVER))
+
+# The benchmark of the hot path on local PostgreSQL and Redis (README, "Hot path").
+bench: install-dev
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	command -v pgbench >/dev/null || (apt-get update -qq && apt-get install -y -qq postgresql-client)
+	$(PY) bench/run.py $(ARGS)
 
 test: install-dev .env.local var
 	$(PY) scripts/run_tests.py $(ARGS)

@@ -53,8 +53,8 @@ async def session_is_live_async(
         try:
             cached = await client.get(session_cache_key(sid))
             asked = True
-        except RedisError:
-            logger.warning("redis unreachable for session check; using the database")
+        except RedisError as error:
+            logger.warning("redis unreachable for session check (%s); using the database", error)
     if asked:
         state = session_state_from_cache(cached, user_id=user_id)
         if state is not None:

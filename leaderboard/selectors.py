@@ -70,7 +70,9 @@ def leaderboard_top_from_db() -> dict:
 
 def user_rank_from_db(*, total: int, user_id: int | None = None) -> int:
     """1 + the ranked players above `total`, not counting `user_id` itself."""
-    return Score.objects.filter(total_score__gt=total, user__is_active=True).exclude(user_id=user_id).count() + 1
+    return (
+        Score.objects.filter(total_score__gt=total, user__is_active=True).exclude(user_id=user_id).count() + 1
+    )
 
 
 def usernames(user_ids: list[int]) -> dict[int, str]:

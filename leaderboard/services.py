@@ -63,8 +63,8 @@ async def leaderboard_record(*, records: list[Record], board: str | None = None)
             if changed:
                 local_board_invalidate()
             return [int(rank) for rank in ranks]
-        except RedisError:
-            logger.error("redis unreachable; %d totals not indexed", len(records))
+        except RedisError as error:
+            logger.error("redis unreachable (%s); %d totals not indexed", error, len(records))
     local_board_invalidate()
     rank_of = aio.db_call(user_rank_from_db)
     return [await rank_of(total=record.total, user_id=record.user_id) for record in records]

@@ -41,7 +41,7 @@ class LoopResources:
                 await closer()
         self.singletons.clear()
         for client in self.redis.values():
-            await client.aclose()
+            await client.aclose(close_connection_pool=True)
         self.redis.clear()
         if self.pg_pool is not None:
             await self.pg_pool.close()
@@ -113,13 +113,16 @@ def async_redis() -> aredis.Redis | None:
     resources = loop_resources()
     client = resources.redis.get(url)
     if client is None:
-        client = resources.redis[url] = aredis.Redis.from_url(
+        # A blocking pool: a request waits for a free connection instead of failing.
+        pool = aredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=settings.REDIS_POOL_SIZE,
+            timeout=settings.REDIS_SOCKET_TIMEOUT,
             socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
             socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
             health_check_interval=30,
-            max_connections=settings.REDIS_POOL_SIZE,
         )
+        client = resources.redis[url] = aredis.Redis(connection_pool=pool)
     return client
 
 

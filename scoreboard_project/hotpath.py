@@ -148,3 +148,11 @@ async def read_body(request: HotRequest, receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+HEALTHY = HotResponse(200, b'{"status":"ok"}')
+
+
+async def healthz_endpoint(request: HotRequest) -> HotResponse:
+    """GET /healthz: the process answers (a constant; readiness is /readyz)."""
+    return HEALTHY

@@ -15,13 +15,15 @@ RedisError = redis.RedisError
 
 @lru_cache(maxsize=4)
 def _client_for(url: str, timeout: float) -> redis.Redis:
-    return redis.Redis.from_url(
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=64,
+        timeout=timeout,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         health_check_interval=30,
-        max_connections=64,
     )
+    return redis.Redis(connection_pool=pool)
 
 
 def redis_client() -> redis.Redis | None:
