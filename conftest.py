@@ -12,6 +12,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from leaderboard.board import local_board_invalidate
+from leaderboard.events import hubs
 from scoreboard_project import aio
 from scoreboard_project.redis import redis_client
 from scores.selectors import action_rules_forget
@@ -48,7 +49,11 @@ def _clean_state():
     cache.clear()
     action_rules_forget()
     local_board_invalidate()
+    for hub in list(hubs.values()):
+        hub.last_entries = None
     yield
+    for hub in list(hubs.values()):
+        assert not hub.sockets, "a test left live sockets behind; disconnect them"
     action_rules_forget()
     local_board_invalidate()
 

@@ -8,7 +8,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import services
-from accounts.serializers import CredentialsInput, RefreshInput, RegisterOutput, TokenPairOutput
+from accounts.serializers import CredentialsInput, RefreshInput, RegisterOutput, TicketOutput, TokenPairOutput
+from accounts.tickets import ws_ticket_issue
 from scoreboard_project.errors import RateLimited
 from scoreboard_project.fields import ErrorOutput
 
@@ -71,3 +72,28 @@ class LogoutApi(APIView):
     def post(self, request):
         services.session_revoke(sid=request.user.sid)
         return Response(status=204)
+
+
+class WsTicketApi(APIView):
+    """A single-use ticket for /ws/scoreboard (browsers cannot send headers on a WebSocket).
+
+    With a Bearer token the ticket opens that player's live feed (their SCORE_UPDATE too);
+    without one it opens the board only (read-only), rate-limited per client address.
+    """
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=None,
+        responses={200: TicketOutput, 401: OpenApiResponse(ErrorOutput), 429: OpenApiResponse(ErrorOutput)},
+    )
+    def post(self, request):
+        user = request.user
+        if user is None:
+            _limit(
+                request, group="ws-ticket:ip", value=client_ip(request), rate=settings.WS_TICKET_RATE_PER_IP
+            )
+            ticket = ws_ticket_issue(user_id=None, sid=None)
+        else:
+            ticket = ws_ticket_issue(user_id=user.id, sid=user.sid)
+        return Response({"ticket": ticket, "expires_in": settings.WS_TICKET_SECONDS})

@@ -22,3 +22,8 @@ class TokenPairOutput(serializers.Serializer):
 
 class RefreshInput(serializers.Serializer):
     refresh = StrictCharField(max_length=4096)
+
+
+class TicketOutput(serializers.Serializer):
+    ticket = serializers.CharField()
+    expires_in = serializers.IntegerField()

@@ -135,11 +135,23 @@ def _refresh_ranking(user_id: int) -> None:
 
 
 def _revoke(sessions, *, reason: str) -> None:
-    sids = [str(sid) for sid in sessions.filter(revoked_at__isnull=True).values_list("id", flat=True)]
-    if not sids:
+    rows = list(sessions.filter(revoked_at__isnull=True).values_list("id", "user_id"))
+    if not rows:
         return
+    sids = [str(sid) for sid, _ in rows]
+    by_user: dict[int, list[str]] = {}
+    for sid, user_id in rows:
+        by_user.setdefault(user_id, []).append(str(sid))
     LoginSession.objects.filter(id__in=sids).update(revoked_at=timezone.now(), revoked_reason=reason)
-    transaction.on_commit(lambda: session_cache_revoked(sids=sids))
+
+    def after_commit() -> None:
+        from leaderboard.events import sessions_ended
+
+        session_cache_revoked(sids=sids)
+        for user_id, ended in by_user.items():
+            sessions_ended(user_id=user_id, sids=ended)
+
+    transaction.on_commit(after_commit)
 
 
 def service_account_create(*, name: str, description: str = "") -> ServiceAccount:

@@ -5,7 +5,8 @@ Key layout (the board name makes room for more boards later):
   leaderboard:{board}:reached  hash        user_id -> epoch microseconds the total was reached
   leaderboard:{board}:top10    string      cached top-10 JSON (TTL LEADERBOARD_CACHE_TTL)
   leaderboard:{board}:version  counter     bumped whenever the top 10 may have changed
-  leaderboard:{board}:changed  channel     the new version is published there on each bump
+  leaderboard:{board}:changed  channel     the version, published when the top 10 or the player count changed
+  leaderboard:{board}:scores   channel     "user_id:new_score:rank:points_gained" of each credit
   leaderboard:names            hash        user_id -> username
   idem:{action_id}             string      "status:new_score:rank" of a credited action
 """
@@ -28,6 +29,7 @@ class BoardKeys:
     top10: str
     version: str
     changed: str
+    scores: str
 
     @classmethod
     def for_board(cls, board: str) -> BoardKeys:
@@ -38,6 +40,7 @@ class BoardKeys:
             f"{prefix}:top10",
             f"{prefix}:version",
             f"{prefix}:changed",
+            f"{prefix}:scores",
         )
 
 
@@ -49,16 +52,18 @@ def idempotency_key(action_id: str) -> str:
 # entry (never lower it, so out-of-order commits cannot move a player back), invalidate the
 # top 10 when it may have changed, announce the change (also for a new player, since the
 # player count moved), compute each competition rank and remember each answer for replays.
-# KEYS: index, reached, top10, version, changed, then one idempotency key per record.
-# ARGV: top_n, idempotency_ttl, then per record: user_id, total, reached_micros, status
-# (status "" means: remember nothing).
+# Each credited record (one with a status) is also published on the scores channel as
+# "user_id:new_score:rank:points_gained", for the live sockets of that player.
+# KEYS: index, reached, top10, version, changed, scores, then one idempotency key per record.
+# ARGV: top_n, idempotency_ttl, then per record: user_id, total, reached_micros, status,
+# points (status "" means: remember nothing and announce nothing).
 RECORD_SCRIPT = """
 local index, reached, top, version, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local n, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-local count = (#ARGV - 2) / 4
+local count = (#ARGV - 2) / 5
 local top_moved, announce = false, false
 for i = 0, count - 1 do
-  local user, total = ARGV[3 + i * 4], tonumber(ARGV[4 + i * 4])
+  local user, total = ARGV[3 + i * 5], tonumber(ARGV[4 + i * 5])
   local current = redis.call('ZSCORE', index, user)
   if not current or total > tonumber(current) then
     if not current then announce = true end
@@ -70,20 +75,21 @@ for i = 0, count - 1 do
       if #tail == 0 or total >= tonumber(tail[2]) then top_moved = true end
     end
     redis.call('ZADD', index, total, user)
-    redis.call('HSET', reached, user, ARGV[5 + i * 4])
+    redis.call('HSET', reached, user, ARGV[5 + i * 5])
   end
 end
 -- Ranks against the board with every record applied: 1 + the other players above the total
 -- (a player whose entry is already higher, by a later credit, does not count against it).
 local ranks = {}
 for i = 0, count - 1 do
-  local user, raw_total, status = ARGV[3 + i * 4], ARGV[4 + i * 4], ARGV[6 + i * 4]
+  local user, raw_total, status = ARGV[3 + i * 5], ARGV[4 + i * 5], ARGV[6 + i * 5]
   local above = redis.call('ZCOUNT', index, '(' .. raw_total, '+inf')
   local own = redis.call('ZSCORE', index, user)
   if own and tonumber(own) > tonumber(raw_total) then above = above - 1 end
   local rank = above + 1
   if status ~= '' then
-    redis.call('SET', KEYS[6 + i], status .. ':' .. raw_total .. ':' .. rank, 'EX', ttl)
+    redis.call('SET', KEYS[7 + i], status .. ':' .. raw_total .. ':' .. rank, 'EX', ttl)
+    redis.call('PUBLISH', KEYS[6], user .. ':' .. raw_total .. ':' .. rank .. ':' .. ARGV[7 + i * 5])
   end
   ranks[#ranks + 1] = rank
 end

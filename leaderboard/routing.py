@@ -1,3 +1,7 @@
-"""WebSocket routes. The /ws/scoreboard consumer arrives with issue 4."""
+"""WebSocket routes."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from leaderboard.consumers import ScoreboardConsumer
+
+websocket_urlpatterns = [path("ws/scoreboard", ScoreboardConsumer.as_asgi())]

@@ -83,13 +83,19 @@ def usernames(user_ids: list[int]) -> dict[int, str]:
 
 async def leaderboard_top_json(*, board: str | None = None) -> bytes:
     """The body of GET /api/scoreboard: one Redis round trip with a warm cache, no SQL."""
+    body, _version = await leaderboard_top_versioned(board=board)
+    return body
+
+
+async def leaderboard_top_versioned(*, board: str | None = None) -> tuple[bytes, int | None]:
+    """The board's body and its version (None without Redis: the process keeps its own)."""
     client = aio.async_redis()
     if client is not None:
         try:
             return await _top_json_from_redis(client, board_keys(board))
         except RedisError:
             logger.warning("redis unreachable; scoreboard read from the database")
-    return json.dumps(await aio.db_call(leaderboard_top_from_db)()).encode()
+    return json.dumps(await aio.db_call(leaderboard_top_from_db)()).encode(), None
 
 
 def leaderboard_top(*, board: str | None = None) -> dict:
@@ -97,17 +103,18 @@ def leaderboard_top(*, board: str | None = None) -> dict:
     return json.loads(aio.run(leaderboard_top_json(board=board)))
 
 
-async def _top_json_from_redis(client, keys: BoardKeys) -> bytes:
+async def _top_json_from_redis(client, keys: BoardKeys) -> tuple[bytes, int]:
     async with client.pipeline(transaction=False) as pipe:
         pipe.get(keys.top10)
         pipe.zcard(keys.index)
-        head, players = await pipe.execute()
+        pipe.get(keys.version)
+        head, players, version = await pipe.execute()
     if head is None:
-        head, players = await _top_build(client, keys)
-    return head[:-1] + b', "total_players": %d}' % players
+        head, players, version = await _top_build(client, keys)
+    return head[:-1] + b', "total_players": %d}' % players, int(version or 0)
 
 
-async def _top_build(client, keys: BoardKeys) -> tuple[bytes, int]:
+async def _top_build(client, keys: BoardKeys) -> tuple[bytes, int, int]:
     scripts = scripts_for(client)
     members, times, names, players, version = await scripts.top_read(
         keys=[keys.index, keys.reached, keys.version, NAMES_KEY], args=[TOP_N, TIE_SCAN_LIMIT]
@@ -134,7 +141,7 @@ async def _top_build(client, keys: BoardKeys) -> tuple[bytes, int]:
     await scripts.top_store(
         keys=[keys.top10, keys.version], args=[version, head, settings.LEADERBOARD_CACHE_TTL]
     )
-    return head, int(players)
+    return head, int(players), int(version)
 
 
 async def _names_fill(client, user_ids: list[int]) -> dict[int, str]:

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from leaderboard.board import local_board_invalidate
+from leaderboard.events import board_changed_here, score_changed_here
 from leaderboard.ranking import NAMES_KEY, TOP_N, idempotency_key, scripts_for
 from leaderboard.selectors import board_keys, ranked_scores, user_rank_from_db
 from scoreboard_project import aio
@@ -35,6 +36,7 @@ class Record:
     reached_at: datetime
     action_id: str = ""
     status: int = 0
+    points: int = 0
 
 
 async def leaderboard_record(*, records: list[Record], board: str | None = None) -> list[int]:
@@ -47,7 +49,13 @@ async def leaderboard_record(*, records: list[Record], board: str | None = None)
         keys = board_keys(board)
         args: list = [TOP_N, settings.IDEMPOTENCY_TTL]
         for record in records:
-            args += [record.user_id, record.total, micros(record.reached_at), record.status or ""]
+            args += [
+                record.user_id,
+                record.total,
+                micros(record.reached_at),
+                record.status or "",
+                record.points,
+            ]
         try:
             ranks, changed = await scripts_for(client).record(
                 keys=[
@@ -56,6 +64,7 @@ async def leaderboard_record(*, records: list[Record], board: str | None = None)
                     keys.top10,
                     keys.version,
                     keys.changed,
+                    keys.scores,
                     *(idempotency_key(record.action_id) for record in records),
                 ],
                 args=args,
@@ -65,9 +74,16 @@ async def leaderboard_record(*, records: list[Record], board: str | None = None)
             return [int(rank) for rank in ranks]
         except RedisError as error:
             logger.error("redis unreachable (%s); %d totals not indexed", error, len(records))
-    local_board_invalidate()
     rank_of = aio.db_call(user_rank_from_db)
-    return [await rank_of(total=record.total, user_id=record.user_id) for record in records]
+    ranks = [await rank_of(total=record.total, user_id=record.user_id) for record in records]
+    # Without Redis this process is the whole service: tell its board and sockets directly.
+    board_changed_here()
+    for record, rank in zip(records, ranks, strict=True):
+        if record.status:
+            score_changed_here(
+                user_id=record.user_id, new_score=record.total, rank=rank, points=record.points
+            )
+    return ranks
 
 
 def leaderboard_name_set(*, user_id: int, username: str) -> None:
@@ -82,7 +98,7 @@ def leaderboard_name_set(*, user_id: int, username: str) -> None:
 
 def leaderboard_user_sync(*, user_id: int, board: str | None = None) -> None:
     """Make the index agree with the database for one user (after activation changes)."""
-    local_board_invalidate()
+    board_changed_here()
     client = redis_client()
     if client is None:
         return
@@ -102,7 +118,6 @@ def leaderboard_user_sync(*, user_id: int, board: str | None = None) -> None:
             pipe.execute()
     except RedisError:
         logger.error("redis unreachable; user %s not synced; run rebuild_leaderboard", user_id)
-    local_board_invalidate()
 
 
 def leaderboard_rebuild(*, board: str | None = None) -> int:
@@ -150,7 +165,7 @@ def leaderboard_rebuild(*, board: str | None = None) -> int:
             pipe.delete(keys.top10)
             pipe.publish(keys.changed, "rebuild")
             pipe.execute()
-    local_board_invalidate()
+    board_changed_here()
     return count
 
 

@@ -137,7 +137,15 @@ def db_call(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
         finally:
             connections.close_all()
 
-    return sync_to_async(functools.wraps(function)(guarded), thread_sensitive=False)
+    wrapped = functools.wraps(function)(guarded)
+
+    async def call(*args, **kwargs):
+        # SQLite serialises writers anyway, and readers racing a writer fail at once on a
+        # shared-cache database: one thread for it. PostgreSQL gets a thread per call.
+        serial = not postgres_enabled()
+        return await sync_to_async(wrapped, thread_sensitive=serial)(*args, **kwargs)
+
+    return call
 
 
 class BackgroundLoop:

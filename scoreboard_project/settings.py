@@ -251,3 +251,11 @@ BATCH_MAX_ACTIONS = env.int("BATCH_MAX_ACTIONS", 500, minimum=1)
 BATCH_MAX_BODY = env.int("BATCH_MAX_BODY", 256 * 1024, minimum=16 * 1024)
 # Django reads bodies up to the batch limit; JsonErrorMiddleware holds every other path to 16 KiB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = BATCH_MAX_BODY
+
+# Live updates over /ws/scoreboard.
+WS_MAX_CONNECTIONS_PER_USER = env.int("WS_MAX_CONNECTIONS_PER_USER", 5, minimum=1)
+WS_BROADCAST_INTERVAL = env.float("WS_BROADCAST_INTERVAL", 0.1)
+WS_MAX_MESSAGE_BYTES = 4096
+WS_TICKET_SECONDS = 30
+WS_ALLOWED_ORIGINS = env.list("WS_ALLOWED_ORIGINS", [])
+WS_TICKET_RATE_PER_IP = env.str("WS_TICKET_RATE_PER_IP", "60/m")

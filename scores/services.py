@@ -136,7 +136,9 @@ async def _settle(credits: list[tuple[int, ScoreAction, Credit]]) -> list[ScoreO
             action.points,
             credit.total,
         )
-        records.append(Record(user_id, credit.total, credit.reached_at, action.action_id, ACCEPTED))
+        records.append(
+            Record(user_id, credit.total, credit.reached_at, action.action_id, ACCEPTED, action.points)
+        )
     ranks = await leaderboard_record(records=records) if records else []
     remember_locally = aio.async_redis() is None
     for position, record, rank in zip(fresh, records, ranks, strict=True):

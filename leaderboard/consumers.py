@@ -1,0 +1,158 @@
+"""WebSocket /ws/scoreboard (API.md section 3)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from urllib.parse import parse_qs, urlsplit
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.http.request import validate_host
+
+from accounts.authentication import user_from_bearer_async
+from accounts.tickets import ws_ticket_redeem
+from leaderboard.hub import hub
+from scoreboard_project.errors import ApiError
+
+logger = logging.getLogger("scoreboard.ws")
+
+NOT_AUTHENTICATED, FORBIDDEN, HEARTBEAT_TIMEOUT, TOO_MANY = 4401, 4403, 4408, 4429
+MESSAGE_TOO_BIG = 1009
+PONG = json.dumps({"type": "PONG"})
+
+
+def origin_allowed(origin: str) -> bool:
+    """A browser's Origin must be listed in WS_ALLOWED_ORIGINS, or name an allowed host."""
+    if settings.WS_ALLOWED_ORIGINS:
+        return origin in settings.WS_ALLOWED_ORIGINS
+    parts = urlsplit(origin)
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and validate_host(parts.hostname, settings.ALLOWED_HOSTS)
+    )
+
+
+def error_message(code: str, message: str) -> str:
+    return json.dumps({"type": "ERROR", "data": {"error_code": code, "message": message}})
+
+
+class ScoreboardConsumer(AsyncWebsocketConsumer):
+    """One live scoreboard: board broadcasts, and the player's own SCORE_UPDATE.
+
+    A refused connection is accepted and closed at once with an application code, so that
+    every client learns why (4401, 4403, 4429).
+    """
+
+    user_id: int | None = None
+    sid: str | None = None
+
+    async def connect(self) -> None:
+        self.last_heard = self.last_pinged = time.monotonic()
+        self.score_seq = 0
+        self.board_seq = -1
+        self.joined = False
+        headers = dict(self.scope["headers"])
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        if origin and not origin_allowed(origin):
+            return await self.refuse(FORBIDDEN, "origin not allowed")
+        try:
+            identified = await self.identify(headers)
+        except ApiError as error:
+            return await self.refuse(NOT_AUTHENTICATED, error.message)
+        if not identified:
+            return await self.refuse(NOT_AUTHENTICATED, "authentication required")
+        the_hub = hub()
+        refusal = the_hub.refusal(self.user_id)
+        if refusal:
+            return await self.refuse(TOO_MANY, refusal)
+        await self.accept()
+        the_hub.join(self)
+        self.joined = True
+        if self.user_id is not None and self.channel_layer is not None:
+            await self.channel_layer.group_add(f"user.{self.user_id}", self.channel_name)
+        seq, snapshot = await the_hub.snapshot()
+        self.deliver_board(seq, snapshot)
+        logger.info("ws connect user=%s sockets=%d", self.user_id, len(the_hub.sockets))
+
+    async def identify(self, headers: dict[bytes, bytes]) -> bool:
+        """Set user_id/sid from the Bearer header or the ticket; False if neither is there."""
+        authorization = headers.get(b"authorization", b"")
+        if authorization:
+            user = await user_from_bearer_async(authorization)
+            self.user_id, self.sid = user.id, user.sid
+            return True
+        ticket = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("ticket", [""])[0]
+        if ticket:
+            holder = await ws_ticket_redeem(ticket)
+            if holder is None:
+                raise NotATicket()
+            self.user_id, self.sid = holder.user_id, holder.sid
+            return True
+        return settings.WS_ALLOW_ANONYMOUS
+
+    async def refuse(self, code: int, reason: str) -> None:
+        logger.info("ws refused code=%s reason=%s", code, reason)
+        await self.accept()
+        await self.close(code=code, reason=reason)
+
+    async def close(self, code=None, reason=None) -> None:
+        """Close, and stop receiving broadcasts at once rather than at the disconnect."""
+        if self.joined:
+            hub().leave(self)
+        await super().close(code=code, reason=reason)
+
+    async def disconnect(self, code) -> None:
+        if self.joined:
+            hub().leave(self)
+            if self.user_id is not None and self.channel_layer is not None:
+                await self.channel_layer.group_discard(f"user.{self.user_id}", self.channel_name)
+            logger.info("ws disconnect user=%s code=%s", self.user_id, code)
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        self.last_heard = time.monotonic()
+        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        if size > settings.WS_MAX_MESSAGE_BYTES:
+            return await self.close(code=MESSAGE_TOO_BIG)
+        try:
+            kind = json.loads(text_data)["type"] if text_data is not None else None
+        except (ValueError, TypeError, KeyError):
+            kind = None
+        if kind == "PING":
+            await self.send(text_data=PONG)
+        elif kind != "PONG":  # a PONG answers the server's PING: nothing to say back
+            await self.send(text_data=error_message("INVALID_MESSAGE", 'expected {"type": "PING"}'))
+
+    # Called by the hub, on this loop, with text encoded once for every socket.
+    def deliver_board(self, seq: int, text: str) -> None:
+        if seq > self.board_seq:
+            self.board_seq = seq
+            self.send_text(text)
+
+    def deliver_score(self, data: dict) -> None:
+        self.score_seq += 1
+        self.send_text(json.dumps({"type": "SCORE_UPDATE", "seq": self.score_seq, "data": data}))
+
+    def send_text(self, text: str) -> None:
+        hub().loop.create_task(self._send_quietly(text))
+
+    async def _send_quietly(self, text: str) -> None:
+        try:
+            await self.base_send({"type": "websocket.send", "text": text})
+        except Exception:  # the peer is gone; disconnect() cleans up
+            logger.debug("ws send to a closed socket", exc_info=True)
+
+    def end(self, code: int) -> None:
+        hub().loop.create_task(self.close(code=code))
+
+    async def session_close(self, event) -> None:
+        """Channel-layer event: the player's session (or every session) ended."""
+        sids = event.get("sids")
+        if sids is None or self.sid in sids:
+            await self.close(code=NOT_AUTHENTICATED)
+
+
+class NotATicket(ApiError):
+    status, code, default_message = 401, "UNAUTHORIZED", "The ticket is unknown, used or expired."

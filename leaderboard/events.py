@@ -1,0 +1,117 @@
+"""News of changes, for this process's board copy and its live sockets.
+
+With Redis, every process hears every change through pub/sub: one listener per event loop
+subscribes to the board's `changed` and `scores` channels (the record script publishes on
+both). Without Redis, this process is the whole service and is told directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from weakref import WeakKeyDictionary
+
+from leaderboard.board import local_board_invalidate
+from leaderboard.selectors import board_keys
+from scoreboard_project import aio
+from scoreboard_project.redis import RedisError
+
+logger = logging.getLogger(__name__)
+LISTEN_RETRY_SECONDS = 1.0
+
+# The hub of live sockets of each event loop that has one (see leaderboard.hub).
+hubs: WeakKeyDictionary = WeakKeyDictionary()
+
+
+def _tell_hubs(method: str, *args) -> None:
+    for loop, hub in list(hubs.items()):
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(getattr(hub, method), *args)
+
+
+def board_changed_here() -> None:
+    """The board changed in this process (no Redis): refresh the copy, tell the sockets."""
+    local_board_invalidate()
+    _tell_hubs("board_changed")
+
+
+def score_changed_here(*, user_id: int, new_score: int, rank: int, points: int) -> None:
+    """A player's score changed in this process (no Redis): tell that player's sockets."""
+    _tell_hubs("score_changed", user_id, new_score, rank, points)
+
+
+def parse_score_event(data: bytes) -> tuple[int, int, int, int]:
+    user_id, new_score, rank, points = (int(part) for part in data.split(b":"))
+    return user_id, new_score, rank, points
+
+
+class Listener:
+    """One Redis subscription per event loop, dispatching to that loop's board and hub."""
+
+    def __init__(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run(), name="board-listener")
+
+    async def _run(self) -> None:
+        keys = board_keys()
+        loop = asyncio.get_running_loop()
+        while True:
+            client = aio.async_redis()
+            if client is None:
+                return
+            try:
+                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(keys.changed, keys.scores)
+                    self._board_changed(loop)  # anything may have changed while not listening
+                    async for message in pubsub.listen():
+                        if message["type"] != "message":
+                            continue
+                        if message["channel"].decode() == keys.changed:
+                            self._board_changed(loop)
+                        else:
+                            self._score_changed(loop, message["data"])
+            except (RedisError, OSError):
+                logger.warning("change listener lost Redis; retrying", exc_info=True)
+                local_board_invalidate()
+                await asyncio.sleep(LISTEN_RETRY_SECONDS)
+
+    @staticmethod
+    def _board_changed(loop) -> None:
+        local_board_invalidate()
+        hub = hubs.get(loop)
+        if hub is not None:
+            hub.board_changed()
+
+    @staticmethod
+    def _score_changed(loop, data: bytes) -> None:
+        hub = hubs.get(loop)
+        if hub is not None:
+            hub.score_changed(*parse_score_event(data))
+
+    async def aclose(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+def listen() -> None:
+    """Make sure this event loop hears the service's changes (with Redis)."""
+    if aio.async_redis() is not None:
+        aio.loop_singleton("change-listener", Listener)
+
+
+def sessions_ended(*, user_id: int, sids: list[str] | None) -> None:
+    """Close the live sockets of ended sessions, in every process (all of the player's
+    sockets when sids is None). Through the channel layer (channels-redis) with Redis."""
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        _tell_hubs("close_sessions", user_id, sids)
+        return
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    try:
+        aio.run(layer.group_send(f"user.{user_id}", {"type": "session.close", "sids": sids}), timeout=5)
+    except Exception:  # the sockets still die at their next token check or heartbeat
+        logger.warning(
+            "could not tell the sockets of user %s that their session ended", user_id, exc_info=True
+        )

@@ -1,0 +1,148 @@
+"""The live sockets of one event loop, and what they are sent.
+
+Board updates are coalesced: after a change, at most one LEADERBOARD_UPDATE per
+WS_BROADCAST_INTERVAL, always ending on the latest state, and only when the top 10 really
+differs from the previous broadcast. Each one is encoded once and the same text goes to
+every socket. Heartbeats are one loop over the sockets, not a task per socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.utils import timezone
+
+from leaderboard.board import board_versioned
+from leaderboard.events import hubs, listen
+from leaderboard.selectors import iso
+from scoreboard_project import aio
+
+if TYPE_CHECKING:
+    from leaderboard.consumers import ScoreboardConsumer
+
+logger = logging.getLogger("scoreboard.ws")
+PING = json.dumps({"type": "PING"})
+
+
+def changed_ranks(before: list[dict] | None, after: list[dict]) -> list[int]:
+    """1-based positions whose entry differs between two boards."""
+    before = before or []
+    return [
+        position + 1
+        for position in range(max(len(before), len(after)))
+        if position >= len(before) or position >= len(after) or before[position] != after[position]
+    ]
+
+
+def board_message(seq: int, entries: list[dict], changed: list[int]) -> str:
+    data = {"leaderboard": entries, "changed_ranks": changed, "timestamp": iso(timezone.now())}
+    return json.dumps({"type": "LEADERBOARD_UPDATE", "seq": seq, "data": data}, separators=(",", ":"))
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.sockets: set[ScoreboardConsumer] = set()
+        self.by_user: dict[int, set[ScoreboardConsumer]] = {}
+        self.last_entries: list[dict] | None = None
+        self.last_sent = 0.0
+        self.dirty = False
+        self.broadcaster: asyncio.Task | None = None
+        self.heartbeat = self.loop.create_task(self._heartbeat(), name="ws-heartbeat")
+        self.messages_sent = 0
+        hubs[self.loop] = self
+        listen()
+
+    def refusal(self, user_id: int | None) -> str | None:
+        """Why a new socket may not join, or None."""
+        if len(self.sockets) >= settings.WS_CONNECTION_LIMIT:
+            return "too many connections on this server"
+        if user_id is not None and len(self.by_user.get(user_id, ())) >= settings.WS_MAX_CONNECTIONS_PER_USER:
+            return "too many connections for this player"
+        return None
+
+    def join(self, socket: ScoreboardConsumer) -> None:
+        self.sockets.add(socket)
+        if socket.user_id is not None:
+            self.by_user.setdefault(socket.user_id, set()).add(socket)
+
+    def leave(self, socket: ScoreboardConsumer) -> None:
+        self.sockets.discard(socket)
+        mine = self.by_user.get(socket.user_id)
+        if mine is not None:
+            mine.discard(socket)
+            if not mine:
+                del self.by_user[socket.user_id]
+
+    async def snapshot(self) -> tuple[int, str]:
+        """The current board as an opening LEADERBOARD_UPDATE (every position is new)."""
+        body, version = await board_versioned()
+        entries = json.loads(body)["leaderboard"]
+        if self.last_entries is None:
+            self.last_entries = entries  # the first socket's snapshot is the baseline
+        return version, board_message(version, entries, list(range(1, len(entries) + 1)))
+
+    def board_changed(self) -> None:
+        self.dirty = True
+        if self.sockets and (self.broadcaster is None or self.broadcaster.done()):
+            self.broadcaster = self.loop.create_task(self._broadcast_while_dirty())
+
+    async def _broadcast_while_dirty(self) -> None:
+        while self.dirty and self.sockets:
+            wait = self.last_sent + settings.WS_BROADCAST_INTERVAL - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)  # changes meanwhile join this broadcast
+            self.dirty = False
+            self.last_sent = time.monotonic()
+            try:
+                await self._broadcast()
+            except Exception:
+                logger.exception("board broadcast failed")
+
+    async def _broadcast(self) -> None:
+        body, version = await board_versioned()
+        entries = json.loads(body)["leaderboard"]
+        if entries == self.last_entries:
+            return
+        text = board_message(version, entries, changed_ranks(self.last_entries, entries))
+        self.last_entries = entries
+        for socket in list(self.sockets):
+            socket.deliver_board(version, text)
+
+    def score_changed(self, user_id: int, new_score: int, rank: int, points: int) -> None:
+        for socket in list(self.by_user.get(user_id, ())):
+            socket.deliver_score({"new_score": new_score, "rank": rank, "points_gained": points})
+
+    def close_sessions(self, user_id: int, sids: list[str] | None) -> None:
+        """Close the sockets of ended sessions (all of the player's when sids is None)."""
+        for socket in list(self.by_user.get(user_id, ())):
+            if sids is None or socket.sid in sids:
+                socket.end(4401)
+
+    async def _heartbeat(self) -> None:
+        """Ping each socket every WS_HEARTBEAT_INTERVAL; close it after two silent ones."""
+        while True:
+            interval = settings.WS_HEARTBEAT_INTERVAL
+            await asyncio.sleep(min(1.0, interval))
+            now = time.monotonic()
+            for socket in list(self.sockets):
+                if socket.last_heard < now - 2 * interval:
+                    socket.end(4408)
+                elif socket.last_pinged < now - interval:
+                    socket.last_pinged = now
+                    socket.send_text(PING)
+
+    async def aclose(self) -> None:
+        for task in (self.heartbeat, self.broadcaster):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+
+def hub() -> Hub:
+    return aio.loop_singleton("ws-hub", Hub)

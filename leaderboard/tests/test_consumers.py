@@ -1,0 +1,331 @@
+"""/ws/scoreboard with Channels' WebsocketCommunicator, against the production ASGI app.
+
+Test bodies run on the process's background loop (`aio.run`), where the score service and
+the live-socket hub of the sync doors live too.
+"""
+
+import json
+import uuid
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from accounts.services import session_revoke
+from accounts.tickets import ws_ticket_issue
+from scoreboard_project import aio
+from scores.services import score_submit
+from scores.validation import ScoreAction
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def app():
+    from scoreboard_project.asgi import application
+
+    return application
+
+
+def socket(
+    *, token: str | None = None, ticket: str | None = None, origin: str | None = None
+) -> WebsocketCommunicator:
+    headers = []
+    if token:
+        headers.append((b"authorization", f"Bearer {token}".encode()))
+    if origin:
+        headers.append((b"origin", origin.encode()))
+    path = "/ws/scoreboard" + (f"?ticket={ticket}" if ticket else "")
+    return WebsocketCommunicator(app(), path, headers=headers)
+
+
+async def opened(communicator: WebsocketCommunicator) -> dict:
+    """Connect and return the snapshot that must come first."""
+    connected, _ = await communicator.connect(timeout=5)
+    assert connected
+    snapshot = await communicator.receive_json_from(timeout=5)
+    assert snapshot["type"] == "LEADERBOARD_UPDATE"
+    return snapshot
+
+
+async def refused_with(communicator: WebsocketCommunicator) -> int:
+    connected, _ = await communicator.connect(timeout=5)
+    assert connected, "a refused connection is accepted, then closed with a code"
+    message = await communicator.receive_output(timeout=5)
+    assert message["type"] == "websocket.close"
+    await communicator.disconnect()
+    return message["code"]
+
+
+async def credit(user_id: int, points: int, action_type: str = "quest"):
+    action = ScoreAction(action_id=str(uuid.uuid4()), action_type=action_type, points=points)
+    return await score_submit(user_id=user_id, action=action)
+
+
+async def next_of(communicator, kind: str, timeout: float = 5) -> dict:
+    while True:
+        message = await communicator.receive_json_from(timeout=timeout)
+        if message["type"] == kind:
+            return message
+
+
+@pytest.fixture
+def players(make_user, login, action_types):
+    users = [make_user(f"p{number}") for number in range(3)]
+    return [(user, login(user)["access"]) for user in users]
+
+
+def test_a_bearer_token_connects_and_gets_the_board_first(players):
+    (ada, token), *_ = players
+
+    async def body():
+        await credit(ada.id, 40)
+        communicator = socket(token=token)
+        snapshot = await opened(communicator)
+        entries = snapshot["data"]["leaderboard"]
+        assert [(entry["username"], entry["score"], entry["rank"]) for entry in entries] == [("p0", 40, 1)]
+        assert snapshot["data"]["changed_ranks"] == [1]
+        assert isinstance(snapshot["seq"], int) and snapshot["data"]["timestamp"].endswith("Z")
+        await communicator.disconnect()
+
+    aio.run(body())
+
+
+def test_a_player_ticket_connects_once(players):
+    (ada, token), *_ = players
+    from accounts.sessions import session_state_from_cache  # noqa: F401  (the ticket names the session)
+
+    ticket = ws_ticket_issue(user_id=ada.id, sid=_sid(token))
+
+    async def body():
+        first = socket(ticket=ticket)
+        await opened(first)
+        assert await refused_with(socket(ticket=ticket)) == 4401  # single use
+        await first.disconnect()
+
+    aio.run(body())
+
+
+def test_unknown_ticket_missing_credentials_and_bad_tokens_are_4401(players, settings):
+    async def body():
+        assert await refused_with(socket(ticket="no-such-ticket")) == 4401
+        assert await refused_with(socket()) == 4401
+        assert await refused_with(socket(token="not.a.jwt")) == 4401
+
+    aio.run(body())
+
+
+def test_anonymous_sockets_only_where_the_operator_allows_them(players, settings):
+    settings.WS_ALLOW_ANONYMOUS = True
+
+    async def body():
+        communicator = socket()
+        await opened(communicator)
+        await communicator.disconnect()
+
+    aio.run(body())
+
+
+def test_a_read_only_ticket_sees_the_board_but_no_score_updates(players):
+    (ada, _), *_ = players
+    ticket = ws_ticket_issue(user_id=None, sid=None)
+
+    async def body():
+        communicator = socket(ticket=ticket)
+        await opened(communicator)
+        await credit(ada.id, 10)
+        update = await communicator.receive_json_from(timeout=5)
+        assert update["type"] == "LEADERBOARD_UPDATE"
+        assert await communicator.receive_nothing(timeout=0.5)
+        await communicator.disconnect()
+
+    aio.run(body())
+
+
+def test_a_foreign_browser_origin_is_4403_and_servers_without_origin_pass(players):
+    (_, token), *_ = players
+
+    async def body():
+        assert await refused_with(socket(token=token, origin="https://evil.example")) == 4403
+        allowed = socket(token=token, origin="http://127.0.0.1:8000")
+        await opened(allowed)
+        await allowed.disconnect()
+
+    aio.run(body())
+
+
+def test_connection_limits_per_process_and_per_player_are_4429(players, settings):
+    (_, ada_token), (_, bob_token), _ = players
+    settings.WS_MAX_CONNECTIONS_PER_USER = 1
+
+    async def body():
+        first = socket(token=ada_token)
+        await opened(first)
+        assert await refused_with(socket(token=ada_token)) == 4429
+        settings.WS_CONNECTION_LIMIT = 1
+        assert await refused_with(socket(token=bob_token)) == 4429
+        await first.disconnect()
+
+    aio.run(body())
+
+
+def test_a_top_ten_change_is_broadcast_with_its_changed_ranks(players):
+    (ada, token), (bob, _), _ = players
+
+    async def body():
+        await credit(ada.id, 50)
+        communicator = socket(token=token)
+        snapshot = await opened(communicator)
+        await credit(bob.id, 60)
+        update = await next_of(communicator, "LEADERBOARD_UPDATE")
+        assert [entry["username"] for entry in update["data"]["leaderboard"]] == ["p1", "p0"]
+        assert update["data"]["changed_ranks"] == [1, 2]
+        assert update["seq"] > snapshot["seq"]
+        await communicator.disconnect()
+
+    aio.run(body())
+
+
+def test_a_change_outside_the_top_ten_is_not_broadcast(make_user, login, action_types):
+    leaders = [make_user(f"lead{number}") for number in range(10)]
+    outsider = make_user("outsider")
+    token = login(leaders[0])["access"]
+
+    async def body():
+        for number, leader in enumerate(leaders):
+            await credit(leader.id, 80 + number)
+        await credit(outsider.id, 1)
+        communicator = socket(token=token)
+        await opened(communicator)
+        await credit(outsider.id, 2)
+        assert await communicator.receive_nothing(timeout=0.6)
+        await communicator.disconnect()
+
+    aio.run(body())
+
+
+def test_score_updates_reach_only_the_players_own_sockets(players):
+    (ada, ada_token), (bob, bob_token), _ = players
+
+    async def body():
+        ada_socket, bob_socket = socket(token=ada_token), socket(token=bob_token)
+        await opened(ada_socket)
+        await opened(bob_socket)
+        await credit(ada.id, 25)
+        update = await next_of(ada_socket, "SCORE_UPDATE")
+        assert update == {
+            "type": "SCORE_UPDATE",
+            "seq": 1,
+            "data": {"new_score": 25, "rank": 1, "points_gained": 25},
+        }
+        await credit(ada.id, 5)
+        assert (await next_of(ada_socket, "SCORE_UPDATE"))["seq"] == 2
+        seen = []
+        while not await bob_socket.receive_nothing(timeout=0.5):
+            seen.append((await bob_socket.receive_json_from())["type"])
+        assert "SCORE_UPDATE" not in seen
+        await ada_socket.disconnect()
+        await bob_socket.disconnect()
+
+    aio.run(body())
+
+
+def test_a_burst_of_a_hundred_updates_is_coalesced_and_ends_on_the_final_board(
+    make_user, login, action_types, settings
+):
+    settings.WS_BROADCAST_INTERVAL = 0.1
+    racers = [make_user(f"r{number}") for number in range(10)]
+    token = login(racers[0])["access"]
+
+    async def body():
+        communicator = socket(token=token)
+        await opened(communicator)
+        for number in range(100):
+            await credit(racers[number % 10].id, 1 + (number * 7) % 100)
+        updates = []
+        while not await communicator.receive_nothing(timeout=1.0):
+            message = await communicator.receive_json_from()
+            if message["type"] == "LEADERBOARD_UPDATE":
+                updates.append(message)
+        from leaderboard.selectors import leaderboard_top_json
+
+        final = json.loads(await leaderboard_top_json())["leaderboard"]
+        assert 1 <= len(updates) <= 30, len(updates)
+        assert updates[-1]["data"]["leaderboard"] == final
+        assert [update["seq"] for update in updates] == sorted({update["seq"] for update in updates})
+        await communicator.disconnect()
+
+    aio.run(body())
+
+
+def test_ping_gets_pong_and_anything_else_an_error(players):
+    (_, token), *_ = players
+
+    async def body():
+        communicator = socket(token=token)
+        await opened(communicator)
+        await communicator.send_json_to({"type": "PING"})
+        assert await communicator.receive_json_from(timeout=5) == {"type": "PONG"}
+        await communicator.send_to(text_data="hello")
+        error = await communicator.receive_json_from(timeout=5)
+        assert error["type"] == "ERROR" and error["data"]["error_code"] == "INVALID_MESSAGE"
+        await communicator.send_json_to({"type": "SUBSCRIBE"})
+        assert (await communicator.receive_json_from(timeout=5))["type"] == "ERROR"
+        await communicator.disconnect()
+
+    aio.run(body())
+
+
+def test_a_frame_over_4_kib_closes_the_socket_with_1009(players):
+    (_, token), *_ = players
+
+    async def body():
+        communicator = socket(token=token)
+        await opened(communicator)
+        await communicator.send_to(text_data=json.dumps({"type": "PING", "pad": "x" * 4100}))
+        message = await communicator.receive_output(timeout=5)
+        assert (
+            message == {"type": "websocket.close", "code": 1009, "reason": ""} or message.get("code") == 1009
+        )
+
+    aio.run(body())
+
+
+def test_logout_closes_that_sessions_sockets_only(players, login):
+    (ada, token), *_ = players
+    other_session = login(ada)["access"]
+
+    async def body():
+        doomed, surviving = socket(token=token), socket(token=other_session)
+        await opened(doomed)
+        await opened(surviving)
+        await aio.db_call(session_revoke)(sid=_sid(token))
+        closed = await doomed.receive_output(timeout=5)
+        assert closed["type"] == "websocket.close" and closed["code"] == 4401
+        assert await surviving.receive_nothing(timeout=0.5)
+        await surviving.disconnect()
+        await doomed.disconnect()
+
+    aio.run(body())
+
+
+def test_the_server_pings_and_drops_a_silent_peer(players, settings):
+    (_, token), *_ = players
+    settings.WS_HEARTBEAT_INTERVAL = 1
+
+    async def body():
+        communicator = socket(token=token)
+        await opened(communicator)
+        assert (await next_of(communicator, "PING", timeout=3)) == {"type": "PING"}
+        while True:  # stay silent until dropped
+            message = await communicator.receive_output(timeout=5)
+            if message["type"] == "websocket.close":
+                assert message["code"] == 4408
+                break
+        await communicator.disconnect()
+
+    aio.run(body())
+
+
+def _sid(token: str) -> str:
+    from accounts.tokens import access_token_verify
+
+    return access_token_verify(token).sid
