@@ -40,7 +40,7 @@ seed: migrate
 	$(PY) manage.py rebuild_leaderboard
 
 SERVE_uvicorn = $(VENV)/bin/uvicorn scoreboard_project.asgi:application --host $(HOST) --port $(PORT) \
-	--workers $(WEB_WORKERS) --loop uvloop --http httptools --ws websockets --no-access-log
+	--workers $(WEB_WORKERS) --loop uvloop --http httptools --ws websockets-sansio --no-access-log
 SERVE_daphne = $(VENV)/bin/daphne -b $(HOST) -p $(PORT) scoreboard_project.asgi:application
 
 serve: install .env.local var

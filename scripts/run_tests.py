@@ -8,6 +8,7 @@ REQUIRE_SERVICES=1 a missing service is a failure.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,10 +27,14 @@ def banner(lines: list[str]) -> None:
 
 
 def postgres_reachable(url: str) -> str | None:
+    """Can we reach the server? (The test database is created beside the named one.)"""
+    from urllib.parse import urlsplit, urlunsplit
+
+    server = urlunsplit(urlsplit(url)._replace(path="/postgres"))
     try:
         import psycopg
 
-        with psycopg.connect(url, connect_timeout=3) as connection:
+        with psycopg.connect(server, connect_timeout=3) as connection:
             connection.execute("SELECT 1")
     except Exception as error:  # any failure means: not usable for tests
         return str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
@@ -68,6 +73,17 @@ def main() -> int:
     if lint:
         print("ruff check failed (see above).", file=sys.stderr)
         return lint
+
+    browser = (
+        []
+        if Path("/usr/bin/chromium").exists() and shutil.which("chromedriver")
+        else ["Chromium and chromedriver (apt-get install chromium chromium-driver): the page's browser test"]
+    )
+    if browser and os.environ.get("REQUIRE_BROWSER", "") in ("1", "true", "yes"):
+        banner(["REQUIRE_BROWSER=1 and the browser is missing; failing:", *browser])
+        return 2
+    if browser:
+        banner(["WARNING: the browser test will be SKIPPED:", *browser])
 
     missing = []
     if db_problem:
