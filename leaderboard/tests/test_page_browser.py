@@ -30,8 +30,7 @@ webdriver_wait = pytest.importorskip(
 
 PASSWORD = "correct-Horse-battery-9"
 HEARTBEAT = 1  # seconds: WS_HEARTBEAT_INTERVAL of the server under test
-SCREENSHOT = "/tmp/scoreboard-page.png"
-NARROW_SCREENSHOT = "/tmp/scoreboard-page-narrow.png"
+# Screenshots go to the test's temporary folder (pytest's tmp_path), never the repository.
 
 # Everything the test reads from the page, in one round trip.
 READ_PAGE = """
@@ -112,7 +111,7 @@ def browser():
 
 
 def test_the_live_page_follows_the_board_through_a_session_and_a_server_restart(
-    server, browser, make_user, login
+    server, browser, make_user, login, tmp_path
 ):
     from scores.services import score_submit_sync
     from scores.validation import ScoreAction
@@ -225,10 +224,10 @@ def test_the_live_page_follows_the_board_through_a_session_and_a_server_restart(
     assert now["sameDocument"] and now["signedInAs"] == "hero"
     assert now["myRank"] == my_rank_text(scores, "hero")
 
-    browser.save_screenshot(SCREENSHOT)
+    browser.save_screenshot(str(tmp_path / "scoreboard-page.png"))
     browser.set_window_size(390, 900)
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
-    browser.save_screenshot(NARROW_SCREENSHOT)
+    browser.save_screenshot(str(tmp_path / "scoreboard-page-narrow.png"))
     browser.set_window_size(1000, 1100)
 
     # When the tab becomes visible again during a long back-off, then the page reconnects at
