@@ -51,7 +51,7 @@ async def session_is_live_async(
     client = aio.async_redis()
     if client is not None and not asked:
         try:
-            cached = await client.get(session_cache_key(sid))
+            cached = await aio.loop_singleton("session-lookups", lambda: aio.Coalescer(_session_values))(sid)
             asked = True
         except RedisError as error:
             logger.warning("redis unreachable for session check (%s); using the database", error)
@@ -60,6 +60,11 @@ async def session_is_live_async(
         if state is not None:
             return state
     return await aio.db_call(session_load)(sid=sid, user_id=user_id, cache=asked)
+
+
+async def _session_values(sids: list[str]) -> list[bytes | None]:
+    """The cached entries of many sessions in one round trip (concurrent requests share it)."""
+    return await aio.async_redis().mget([session_cache_key(sid) for sid in sids])
 
 
 def session_load(*, sid: str, user_id: int, cache: bool) -> bool:

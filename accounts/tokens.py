@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from rest_framework_simplejwt.exceptions import TokenError
@@ -61,12 +63,24 @@ def _claims(token) -> AccessClaims:
 
 
 def access_token_verify(raw: str) -> AccessClaims:
-    """Check signature, algorithm, expiry, type and claims in process; no I/O."""
+    """Check signature, algorithm, expiry, type and claims in process; no I/O.
+
+    A token already verified by this process is recognised without a second HMAC, its
+    expiry checked again; sessions are checked separately, so revocation is unaffected.
+    """
+    claims, expires_at = _verified(raw)
+    if expires_at <= time.time():
+        raise Unauthorized("The token is invalid or expired.")
+    return claims
+
+
+@lru_cache(maxsize=16384)
+def _verified(raw: str) -> tuple[AccessClaims, float]:
     try:
         token = AccessToken(raw)
     except TokenError:
         raise Unauthorized("The token is invalid or expired.") from None
-    return _claims(token)
+    return _claims(token), float(token["exp"])
 
 
 def refresh_token_verify(raw: str) -> tuple[AccessClaims, str]:

@@ -42,36 +42,16 @@ class Record:
 async def leaderboard_record(*, records: list[Record], board: str | None = None) -> list[int]:
     """Put committed totals into the index and return each player's competition rank.
 
-    One Redis round trip for the whole list; the database answers when Redis is absent.
+    One Redis round trip, shared with the credits of the same moment; the database answers
+    when Redis is absent or down.
     """
     client = aio.async_redis()
     if client is not None:
-        keys = board_keys(board)
-        args: list = [TOP_N, settings.IDEMPOTENCY_TTL]
-        for record in records:
-            args += [
-                record.user_id,
-                record.total,
-                micros(record.reached_at),
-                record.status or "",
-                record.points,
-            ]
         try:
-            ranks, changed = await scripts_for(client).record(
-                keys=[
-                    keys.index,
-                    keys.reached,
-                    keys.top10,
-                    keys.version,
-                    keys.changed,
-                    keys.scores,
-                    *(idempotency_key(record.action_id) for record in records),
-                ],
-                args=args,
-            )
-            if changed:
-                local_board_invalidate()
-            return [int(rank) for rank in ranks]
+            if board is None:
+                together = aio.loop_singleton("record-batches", lambda: aio.Coalescer(_record_batches))
+                return await together(records)
+            return await _record_in_redis(client, records, board)
         except RedisError as error:
             logger.error("redis unreachable (%s); %d totals not indexed", error, len(records))
     rank_of = aio.db_call(user_rank_from_db)
@@ -84,6 +64,38 @@ async def leaderboard_record(*, records: list[Record], board: str | None = None)
                 user_id=record.user_id, new_score=record.total, rank=rank, points=record.points
             )
     return ranks
+
+
+async def _record_batches(batches: list[list[Record]]) -> list[list[int]]:
+    """Several callers' records in one script call; each caller gets its own ranks back."""
+    ranks = await _record_in_redis(aio.async_redis(), [record for batch in batches for record in batch], None)
+    answers, start = [], 0
+    for batch in batches:
+        answers.append(ranks[start : start + len(batch)])
+        start += len(batch)
+    return answers
+
+
+async def _record_in_redis(client, records: list[Record], board: str | None) -> list[int]:
+    keys = board_keys(board)
+    args: list = [TOP_N, settings.IDEMPOTENCY_TTL]
+    for record in records:
+        args += [record.user_id, record.total, micros(record.reached_at), record.status or "", record.points]
+    ranks, changed = await scripts_for(client).record(
+        keys=[
+            keys.index,
+            keys.reached,
+            keys.top10,
+            keys.version,
+            keys.changed,
+            keys.scores,
+            *(idempotency_key(record.action_id) for record in records),
+        ],
+        args=args,
+    )
+    if changed:
+        local_board_invalidate()
+    return [int(rank) for rank in ranks]
 
 
 def leaderboard_name_set(*, user_id: int, username: str) -> None:

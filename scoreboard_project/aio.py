@@ -202,3 +202,43 @@ async def close_loop_resources() -> None:
     resources = _by_loop.pop(asyncio.get_running_loop(), None)
     if resources is not None:
         await resources.close()
+
+
+class Coalescer:
+    """Batch the calls made in one event-loop iteration into one call of `flush(items)`.
+
+    Under load many requests are in flight at once; their Redis commands then share a round
+    trip instead of paying one each. `flush` returns one result per item, in order.
+    """
+
+    def __init__(self, flush: Callable[[list], Awaitable[list]]):
+        self.flush = flush
+        self.pending: list[tuple[Any, asyncio.Future]] = []
+        self.scheduled = False
+
+    async def __call__(self, item: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.pending.append((item, future))
+        if not self.scheduled:
+            self.scheduled = True
+            loop.call_soon(self._start, loop)
+        return await future
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self.pending, self.scheduled = self.pending, [], False
+        loop.create_task(self._run(batch))
+
+    async def _run(self, batch: list[tuple[Any, asyncio.Future]]) -> None:
+        try:
+            results = await self.flush([item for item, _ in batch])
+        except BaseException as error:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)

@@ -1,0 +1,40 @@
+"""Verified tokens are remembered per process, but never past their expiry."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from rest_framework_simplejwt.tokens import AccessToken
+
+from accounts import tokens
+from scoreboard_project.errors import Unauthorized
+
+
+def token(seconds: int) -> str:
+    access = AccessToken()
+    access.set_exp(lifetime=timedelta(seconds=seconds))
+    access["user_id"] = 7
+    access["sid"] = "6f1c2c52-8f0e-4d8e-9a51-6f0b8d2f0a11"
+    return str(access)
+
+
+def test_a_remembered_token_still_expires(monkeypatch):
+    raw = token(60)
+    assert tokens.access_token_verify(raw).user_id == 7
+    real_time = time.time
+    monkeypatch.setattr(tokens.time, "time", lambda: real_time() + 61)
+    with pytest.raises(Unauthorized):
+        tokens.access_token_verify(raw)
+
+
+def test_a_second_check_of_the_same_token_skips_the_signature(monkeypatch):
+    raw = token(60)
+    tokens.access_token_verify(raw)
+    monkeypatch.setattr(tokens, "AccessToken", lambda raw: pytest.fail("verified twice"))
+    assert tokens.access_token_verify(raw).sid == "6f1c2c52-8f0e-4d8e-9a51-6f0b8d2f0a11"
+
+
+def test_a_bad_token_is_refused_every_time():
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            tokens.access_token_verify(token(60)[:-2] + "xx")
