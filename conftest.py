@@ -42,6 +42,18 @@ def _background_loop(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture(autouse=True)
+def _generous_rate_limits(request, settings):
+    """Tests of other behaviour post more than a player may per minute; the rate-limit
+    tests (marker `ratelimits`) keep the real defaults."""
+    from antifraud.ratelimits import local_limits
+
+    local_limits.clear()
+    if "ratelimits" not in request.keywords:
+        settings.RATE_LIMIT_PER_USER = 1_000_000
+        settings.RATE_LIMIT_GLOBAL = 1_000_000_000
+
+
+@pytest.fixture(autouse=True)
 def _clean_state():
     client = redis_client()
     if client is not None:

@@ -29,6 +29,7 @@ class ApiError(Exception):
         self.message = message or self.default_message
         self.details = details
         self.retry_after = None if retry_after is None else max(1, math.ceil(retry_after))
+        self.extra_headers: dict[str, str] = {}
         super().__init__(self.message)
 
     def body(self) -> dict:
@@ -45,6 +46,7 @@ class ApiError(Exception):
             headers["Retry-After"] = str(self.retry_after)
         if self.status == 401:
             headers["WWW-Authenticate"] = "Bearer"
+        headers.update(self.extra_headers)
         return headers
 
 

@@ -4,6 +4,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.tokens import BATCH_SCOPE
+from antifraud.ratelimits import admit_score_request
 from scoreboard_project import aio
 from scoreboard_project.errors import Forbidden
 from scoreboard_project.fields import ErrorOutput
@@ -39,8 +40,14 @@ class ScoreSubmitApi(APIView):
         ],
     )
     def post(self, request):
+        # DRF's authentication checked the session; count the update against the limits.
+        admission = aio.run(
+            admit_score_request(user_id=request.user.id, sid=request.user.sid, session_checked=True)
+        )
         outcome = score_submit_sync(user_id=request.user.id, action=action_parse(request.data))
-        headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+        headers = admission.headers()
+        if outcome.replayed:
+            headers["Idempotent-Replayed"] = "true"
         return Response(outcome.body, status=outcome.status, headers=headers)
 
 

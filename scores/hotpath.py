@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from accounts.authentication import user_from_bearer_async
-from accounts.tokens import BATCH_SCOPE
-from scoreboard_project.errors import Forbidden
+from accounts.authentication import bearer_token, user_from_bearer_async
+from accounts.tokens import BATCH_SCOPE, access_token_verify
+from antifraud.ratelimits import admit_score_request
+from scoreboard_project.errors import Forbidden, Unauthorized
 from scoreboard_project.hotpath import HotRequest, HotResponse, json_response
 from scores.services import score_submit, score_submit_batch
 from scores.validation import action_parse, batch_parse
@@ -15,9 +16,14 @@ REPLAYED = ((b"idempotent-replayed", b"true"),)
 
 
 async def score_submit_endpoint(request: HotRequest) -> HotResponse:
-    user = await user_from_bearer_async(request.header(b"authorization"))
-    outcome = await score_submit(user_id=user.id, action=action_parse(request.json()))
-    return json_response(outcome.status, outcome.body, REPLAYED if outcome.replayed else ())
+    header = request.header(b"authorization")
+    if not header:
+        raise Unauthorized("A Bearer token is required.")
+    claims = access_token_verify(bearer_token(header))
+    admission = await admit_score_request(user_id=claims.user_id, sid=claims.sid)
+    outcome = await score_submit(user_id=claims.user_id, action=action_parse(request.json()))
+    headers = tuple((name.lower().encode(), value.encode()) for name, value in admission.headers().items())
+    return json_response(outcome.status, outcome.body, headers + (REPLAYED if outcome.replayed else ()))
 
 
 async def score_batch_endpoint(request: HotRequest) -> HotResponse:

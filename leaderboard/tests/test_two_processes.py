@@ -19,13 +19,14 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(tra
 
 
 @pytest.fixture
-def servers():
+def servers(request):
     env = {
         **os.environ,
         "DB_CONNECTION_STRING": database_url_for(connection.settings_dict["NAME"]),
         "SECRET_KEY": settings.SECRET_KEY,
         "JWT_SECRET": settings.JWT_SECRET,
         "WS_BROADCAST_INTERVAL": "0.05",
+        **getattr(request, "param", {}),
     }
     pair = [ServerProcess(port=free_port(), env=env) for _ in range(2)]
     try:
@@ -99,3 +100,14 @@ def test_a_post_on_one_process_reaches_a_socket_on_the_other(servers, make_user,
             assert closed.value.rcvd.code == 4401
 
     asyncio.run(journey())
+
+
+@pytest.mark.parametrize("servers", [{"RATE_LIMIT_PER_USER": "3", "RATE_LIMIT_WINDOW": "60"}], indirect=True)
+def test_a_players_rate_limit_holds_across_processes(servers, make_user, login, action_types):
+    a, b = servers
+    token = login(make_user("ada"))["access"]
+    body = lambda: {"action_id": str(uuid.uuid4()), "action_type": "quest", "points": 1}  # noqa: E731
+    statuses = [server.request("POST", "/api/scores", body(), token)[0] for server in (a, b, a, b)]
+    assert statuses == [200, 200, 200, 429]
+    status, refused = b.request("POST", "/api/scores", body(), token)
+    assert status == 429 and refused["error_code"] == "RATE_LIMIT_EXCEEDED" and refused["retry_after"] >= 1

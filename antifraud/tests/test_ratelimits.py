@@ -1,0 +1,105 @@
+"""Score-update rate limits: sliding windows per player and for everyone (API.md section 5)."""
+
+import json
+import time
+
+import pytest
+
+from conftest import new_action
+from scores.models import ScoreHistory
+
+pytestmark = [pytest.mark.ratelimits, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def limits(settings):
+    def configure(*, per_user: int, window: int, everyone: int = 1_000_000):
+        settings.RATE_LIMIT_PER_USER = per_user
+        settings.RATE_LIMIT_WINDOW = window
+        settings.RATE_LIMIT_GLOBAL = everyone
+
+    return configure
+
+
+@pytest.fixture
+def post(asgi, login, action_types):
+    def send(user, **action):
+        token = login(user)["access"] if not hasattr(user, "token") else user.token
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        return asgi("POST", "/api/scores", json.dumps(new_action(**action)).encode(), headers)
+
+    return send
+
+
+@pytest.fixture
+def player(make_user, login):
+    user = make_user()
+    user.token = login(user)["access"]
+    return user
+
+
+def test_the_fourth_update_in_the_window_is_refused_with_exact_headers(limits, player, post):
+    limits(per_user=3, window=60)
+    answers = [post(player) for _ in range(4)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    assert answers[0]["RateLimit-Policy"] == '"player";q=3;w=60'
+    assert [answer["RateLimit"].split(";")[1] for answer in answers[:3]] == ["r=2", "r=1", "r=0"]
+    refused = answers[3]
+    body = refused.json()
+    assert body["error_code"] == "RATE_LIMIT_EXCEEDED" and body["success"] is False
+    assert 58 <= body["retry_after"] <= 60
+    assert refused["Retry-After"] == str(body["retry_after"])
+    assert refused["RateLimit"] == f'"player";r=0;t={body["retry_after"]}'
+    assert ScoreHistory.objects.count() == 3
+
+
+def test_the_window_slides_rather_than_resetting(limits, player, post):
+    limits(per_user=3, window=2)
+    start = time.monotonic()
+    assert [post(player).status_code for _ in range(2)] == [200, 200]
+    time.sleep(max(0, start + 1.0 - time.monotonic()))
+    assert post(player).status_code == 200
+    assert post(player).status_code == 429
+    time.sleep(max(0, start + 2.2 - time.monotonic()))
+    # The first two left the window; the third is still in it: two more, not three.
+    assert [post(player).status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_the_wait_told_is_enough(limits, player, post):
+    limits(per_user=1, window=2)
+    assert post(player).status_code == 200
+    refused = post(player)
+    assert refused.status_code == 429
+    time.sleep(refused.json()["retry_after"])
+    assert post(player).status_code == 200
+
+
+def test_the_global_limit_counts_every_player(limits, make_user, login, post):
+    limits(per_user=10, window=60, everyone=2)
+    players = [make_user() for _ in range(3)]
+    for user in players:
+        user.token = login(user)["access"]
+    answers = [post(user) for user in players]
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert "service" in answers[2].json()["message"]
+
+
+def test_a_refused_session_is_not_counted(limits, player, post):
+    from accounts.services import session_revoke
+    from accounts.tokens import access_token_verify
+
+    limits(per_user=1, window=60)
+    session_revoke(sid=access_token_verify(player.token).sid)
+    assert post(player).status_code == 401
+    assert post(player).status_code == 401  # still 401, never 429: nothing was counted
+
+
+def test_the_drf_door_applies_the_same_limits(limits, client_for, player, action_types):
+    limits(per_user=2, window=60)
+    client = client_for(player)
+    answers = [
+        client.post("/api/scores", data=json.dumps(new_action()), content_type="application/json")
+        for _ in range(3)
+    ]
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert answers[2].json()["error_code"] == "RATE_LIMIT_EXCEEDED"
