@@ -64,6 +64,8 @@ class ScoreboardConsumer(AsyncWebsocketConsumer):
             return await self.refuse(NOT_AUTHENTICATED, error.message)
         if not identified:
             return await self.refuse(NOT_AUTHENTICATED, "authentication required")
+        if self.user_id is not None and await suspended(self.user_id):
+            return await self.refuse(FORBIDDEN, "account suspended")
         the_hub = hub()
         refusal = the_hub.refusal(self.user_id)
         if refusal:
@@ -151,7 +153,21 @@ class ScoreboardConsumer(AsyncWebsocketConsumer):
         """Channel-layer event: the player's session (or every session) ended."""
         sids = event.get("sids")
         if sids is None or self.sid in sids:
-            await self.close(code=NOT_AUTHENTICATED)
+            await self.close(code=event.get("code", NOT_AUTHENTICATED))
+
+
+async def suspended(user_id: int) -> bool:
+    """Is a ban in force? Redis holds bans; the database answers without it."""
+    from antifraud.services import ban_in_force, ban_key
+    from scoreboard_project import aio
+
+    client = aio.async_redis()
+    if client is not None:
+        try:
+            return bool(await client.exists(ban_key(user_id)))
+        except Exception:  # a dead Redis: ask the database
+            logger.warning("redis unreachable for the ban check; using the database")
+    return await aio.db_call(ban_in_force)(user_id=user_id) is not None
 
 
 class NotATicket(ApiError):

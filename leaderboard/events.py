@@ -98,19 +98,21 @@ def listen() -> None:
         aio.loop_singleton("change-listener", Listener)
 
 
-def sessions_ended(*, user_id: int, sids: list[str] | None) -> None:
+def sessions_ended(*, user_id: int, sids: list[str] | None, code: int = 4401) -> None:
     """Close the live sockets of ended sessions, in every process (all of the player's
-    sockets when sids is None). Through the channel layer (channels-redis) with Redis."""
+    sockets when sids is None; 4401, or 4403 for a ban). Through the channel layer
+    (channels-redis) with Redis."""
     from django.conf import settings
 
     if not settings.REDIS_URL:
-        _tell_hubs("close_sessions", user_id, sids)
+        _tell_hubs("close_sessions", user_id, sids, code)
         return
     from channels.layers import get_channel_layer
 
     layer = get_channel_layer()
+    message = {"type": "session.close", "sids": sids, "code": code}
     try:
-        aio.run(layer.group_send(f"user.{user_id}", {"type": "session.close", "sids": sids}), timeout=5)
+        aio.run(layer.group_send(f"user.{user_id}", message), timeout=5)
     except Exception:  # the sockets still die at their next token check or heartbeat
         logger.warning(
             "could not tell the sockets of user %s that their session ended", user_id, exc_info=True

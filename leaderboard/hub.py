@@ -118,11 +118,11 @@ class Hub:
         for socket in list(self.by_user.get(user_id, ())):
             socket.deliver_score({"new_score": new_score, "rank": rank, "points_gained": points})
 
-    def close_sessions(self, user_id: int, sids: list[str] | None) -> None:
+    def close_sessions(self, user_id: int, sids: list[str] | None, code: int = 4401) -> None:
         """Close the sockets of ended sessions (all of the player's when sids is None)."""
         for socket in list(self.by_user.get(user_id, ())):
             if sids is None or socket.sid in sids:
-                socket.end(4401)
+                socket.end(code)
 
     async def _heartbeat(self) -> None:
         """Ping each socket every WS_HEARTBEAT_INTERVAL; close it after two silent ones."""

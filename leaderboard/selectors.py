@@ -7,6 +7,8 @@ import logging
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef
+from django.db.models.functions import Now
 
 from leaderboard.ranking import NAMES_KEY, TIE_SCAN_LIMIT, TOP_N, BoardKeys, scripts_for
 from scoreboard_project import aio
@@ -30,8 +32,15 @@ def board_keys(board: str | None = None) -> BoardKeys:
 
 
 def ranked_scores():
-    """Scores of the players who may appear in rankings, in board order."""
-    return Score.objects.filter(user__is_active=True).order_by("-total_score", "updated_at", "user_id")
+    """Scores of the players who may appear in rankings (active, not banned), in board order."""
+    from antifraud.models import Ban
+
+    banned = Ban.objects.filter(user_id=OuterRef("user_id"), lifted_at__isnull=True, ends_at__gt=Now())
+    return (
+        Score.objects.filter(user__is_active=True)
+        .filter(~Exists(banned))
+        .order_by("-total_score", "updated_at", "user_id")
+    )
 
 
 def board_entries(rows: list[tuple[int, str, int, str]]) -> list[dict]:

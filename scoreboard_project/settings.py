@@ -259,3 +259,14 @@ WS_MAX_MESSAGE_BYTES = 4096
 WS_TICKET_SECONDS = 30
 WS_ALLOWED_ORIGINS = env.list("WS_ALLOWED_ORIGINS", [])
 WS_TICKET_RATE_PER_IP = env.str("WS_TICKET_RATE_PER_IP", "60/m")
+
+# Progressive penalties: PENALTY_VIOLATIONS rate-limit refusals within PENALTY_PERIOD seconds
+# ban the player for the next step of PENALTY_STEPS (seconds); the ladder is remembered for
+# PENALTY_MEMORY seconds.
+PENALTY_VIOLATIONS = env.int("PENALTY_VIOLATIONS", 3, minimum=1)
+PENALTY_PERIOD = env.int("PENALTY_PERIOD", 600, minimum=1)
+PENALTY_STEPS = [int(step) for step in env.list("PENALTY_STEPS", ["60", "300", "1800", "86400"])]
+PENALTY_MEMORY = env.int("PENALTY_MEMORY", 7 * 24 * 3600, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "restore-players-after-bans": {"task": "antifraud.tasks.bans_restore", "schedule": 30.0},
+}

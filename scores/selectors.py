@@ -56,7 +56,16 @@ def score_of(*, user_id: int) -> Score | None:
 
 
 def active_player_ids(*, user_ids: set[int]) -> set[int]:
-    """Which of these users exist and are active."""
-    from accounts.models import User
+    """Which of these users exist, are active and are not banned."""
+    from django.db.models import Exists, OuterRef
+    from django.db.models.functions import Now
 
-    return set(User.objects.filter(id__in=user_ids, is_active=True).values_list("id", flat=True))
+    from accounts.models import User
+    from antifraud.models import Ban
+
+    banned = Ban.objects.filter(user_id=OuterRef("pk"), lifted_at__isnull=True, ends_at__gt=Now())
+    return set(
+        User.objects.filter(id__in=user_ids, is_active=True)
+        .filter(~Exists(banned))
+        .values_list("id", flat=True)
+    )

@@ -95,7 +95,8 @@ async def score_submit_batch(*, items: list[tuple[int, ScoreAction] | ApiError])
         item
         if not isinstance(item, tuple) or item[0] in active
         else InvalidAction(
-            "user_id: unknown or inactive player", details={"user_id": "unknown or inactive player"}
+            "user_id: unknown, inactive or suspended player",
+            details={"user_id": "unknown, inactive or suspended player"},
         )
         for item in items
     ]

@@ -136,7 +136,7 @@ def test_a_batch_credits_many_players_and_answers_each_item(asgi, make_user, act
     }
     assert results[2]["new_score"] == 15 and results[1]["new_score"] == 20
     assert results[3]["details"] == {"points": "must be between 1 and 100 for action type 'quest'"}
-    assert results[4]["details"] == {"user_id": "unknown or inactive player"}
+    assert results[4]["details"] == {"user_id": "unknown, inactive or suspended player"}
     assert results[5]["details"] == {"user_id": "must be a positive JSON integer"}
     assert dict(Score.objects.values_list("user__username", "total_score")) == {"ada": 15, "bob": 20}
 
