@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class LeaderboardConfig(AppConfig):
     name = "leaderboard"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from leaderboard import signals  # noqa: F401  connects the receivers

@@ -31,29 +31,36 @@ class LocalBoard:
         self.generation = -1
         self.fetched = 0.0
         self.refreshing: asyncio.Task | None = None
+        self.refreshing_generation = -1
 
     async def get(self) -> tuple[bytes, int]:
         """The body of GET /api/scoreboard and the board's version."""
+        generation = _generation
         fresh = time.monotonic() - self.fetched < settings.LEADERBOARD_LOCAL_TTL
-        if self.body is not None and fresh and self.generation == _generation:
+        if self.body is not None and fresh and self.generation == generation:
             return self.body, self.version
-        if self.refreshing is None:
-            self.refreshing = asyncio.get_running_loop().create_task(self._refresh())
-        return await asyncio.shield(self.refreshing)
+        task = self.refreshing
+        # Join a refresh only if it started after the latest change; else start a newer one.
+        if task is None or self.refreshing_generation != generation:
+            task = asyncio.get_running_loop().create_task(self._refresh(generation))
+            self.refreshing, self.refreshing_generation = task, generation
+        return await asyncio.shield(task)
 
-    async def _refresh(self) -> tuple[bytes, int]:
+    async def _refresh(self, generation: int) -> tuple[bytes, int]:
         from leaderboard.events import listen
 
         try:
             listen()
-            generation = _generation
             body, version = await leaderboard_top_versioned()
             # Without Redis the version is this process's count of changes.
-            self.body, self.version = body, generation if version is None else version
-            self.generation, self.fetched = generation, time.monotonic()
-            return self.body, self.version
+            version = generation if version is None else version
+            if generation >= self.generation:  # a slower, older refresh never overwrites
+                self.body, self.version = body, version
+                self.generation, self.fetched = generation, time.monotonic()
+            return body, version
         finally:
-            self.refreshing = None
+            if self.refreshing is asyncio.current_task():
+                self.refreshing = None
 
     async def aclose(self) -> None:
         if self.refreshing is not None:

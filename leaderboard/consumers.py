@@ -12,6 +12,7 @@ from django.conf import settings
 from django.http.request import validate_host
 
 from accounts.authentication import user_from_bearer_async
+from accounts.sessions import session_is_live_async
 from accounts.tickets import ws_ticket_redeem
 from leaderboard.hub import hub
 from scoreboard_project.errors import ApiError
@@ -51,9 +52,9 @@ class ScoreboardConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.last_heard = self.last_pinged = time.monotonic()
-        self.score_seq = 0
-        self.board_seq = -1
+        self.score_seq = self.board_seq = 0
         self.joined = False
+        self.opening: list[tuple[str, object]] | None = []  # held until the snapshot is out
         headers = dict(self.scope["headers"])
         origin = headers.get(b"origin", b"").decode("latin-1")
         if origin and not origin_allowed(origin):
@@ -75,8 +76,12 @@ class ScoreboardConsumer(AsyncWebsocketConsumer):
         self.joined = True
         if self.user_id is not None and self.channel_layer is not None:
             await self.channel_layer.group_add(f"user.{self.user_id}", self.channel_name)
-        seq, snapshot = await the_hub.snapshot()
-        self.deliver_board(seq, snapshot)
+        snapshot = await the_hub.snapshot()
+        # The snapshot goes first; what arrived meanwhile follows it, in order.
+        held, self.opening = self.opening or [], None
+        self.send_board(snapshot)
+        for kind, payload in held:
+            self.send_board(payload) if kind == "board" else self.send_score(payload)
         logger.info("ws connect user=%s sockets=%d", self.user_id, len(the_hub.sockets))
 
     async def identify(self, headers: dict[bytes, bytes]) -> bool:
@@ -91,6 +96,10 @@ class ScoreboardConsumer(AsyncWebsocketConsumer):
             holder = await ws_ticket_redeem(ticket)
             if holder is None:
                 raise NotATicket()
+            if holder.user_id is not None and not await session_is_live_async(
+                sid=holder.sid, user_id=holder.user_id
+            ):
+                raise NotATicket("The session behind this ticket has ended.")
             self.user_id, self.sid = holder.user_id, holder.sid
             return True
         return settings.WS_ALLOW_ANONYMOUS
@@ -127,13 +136,24 @@ class ScoreboardConsumer(AsyncWebsocketConsumer):
         elif kind != "PONG":  # a PONG answers the server's PING: nothing to say back
             await self.send(text_data=error_message("INVALID_MESSAGE", 'expected {"type": "PING"}'))
 
-    # Called by the hub, on this loop, with text encoded once for every socket.
-    def deliver_board(self, seq: int, text: str) -> None:
-        if seq > self.board_seq:
-            self.board_seq = seq
-            self.send_text(text)
+    # Called by the hub, on this loop, with the board's data encoded once for every socket.
+    def deliver_board(self, data: str) -> None:
+        if self.opening is not None:
+            self.opening.append(("board", data))
+        else:
+            self.send_board(data)
 
     def deliver_score(self, data: dict) -> None:
+        if self.opening is not None:
+            self.opening.append(("score", data))
+        else:
+            self.send_score(data)
+
+    def send_board(self, data: str) -> None:
+        self.board_seq += 1
+        self.send_text(f'{{"type":"LEADERBOARD_UPDATE","seq":{self.board_seq},' + data)
+
+    def send_score(self, data: dict) -> None:
         self.score_seq += 1
         self.send_text(json.dumps({"type": "SCORE_UPDATE", "seq": self.score_seq, "data": data}))
 

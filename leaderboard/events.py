@@ -113,7 +113,7 @@ def sessions_ended(*, user_id: int, sids: list[str] | None, code: int = 4401) ->
     message = {"type": "session.close", "sids": sids, "code": code}
     try:
         aio.run(layer.group_send(f"user.{user_id}", message), timeout=5)
-    except Exception:  # the sockets still die at their next token check or heartbeat
+    except Exception:  # the hub's heartbeat re-checks sessions and closes these sockets
         logger.warning(
             "could not tell the sockets of user %s that their session ended", user_id, exc_info=True
         )

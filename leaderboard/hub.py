@@ -39,9 +39,11 @@ def changed_ranks(before: list[dict] | None, after: list[dict]) -> list[int]:
     ]
 
 
-def board_message(seq: int, entries: list[dict], changed: list[int]) -> str:
+def board_data(entries: list[dict], changed: list[int]) -> str:
+    """The `"data": ...}` tail of a LEADERBOARD_UPDATE, encoded once for every socket; each
+    socket puts its own `seq` in front (see ScoreboardConsumer.send_board)."""
     data = {"leaderboard": entries, "changed_ranks": changed, "timestamp": iso(timezone.now())}
-    return json.dumps({"type": "LEADERBOARD_UPDATE", "seq": seq, "data": data}, separators=(",", ":"))
+    return '"data":' + json.dumps(data, separators=(",", ":")) + "}"
 
 
 class Hub:
@@ -79,13 +81,13 @@ class Hub:
             if not mine:
                 del self.by_user[socket.user_id]
 
-    async def snapshot(self) -> tuple[int, str]:
+    async def snapshot(self) -> str:
         """The current board as an opening LEADERBOARD_UPDATE (every position is new)."""
-        body, version = await board_versioned()
+        body, _version = await board_versioned()
         entries = json.loads(body)["leaderboard"]
         if self.last_entries is None:
             self.last_entries = entries  # the first socket's snapshot is the baseline
-        return version, board_message(version, entries, list(range(1, len(entries) + 1)))
+        return board_data(entries, list(range(1, len(entries) + 1)))
 
     def board_changed(self) -> None:
         self.dirty = True
@@ -105,14 +107,14 @@ class Hub:
                 logger.exception("board broadcast failed")
 
     async def _broadcast(self) -> None:
-        body, version = await board_versioned()
+        body, _version = await board_versioned()
         entries = json.loads(body)["leaderboard"]
         if entries == self.last_entries:
             return
-        text = board_message(version, entries, changed_ranks(self.last_entries, entries))
+        data = board_data(entries, changed_ranks(self.last_entries, entries))
         self.last_entries = entries
         for socket in list(self.sockets):
-            socket.deliver_board(version, text)
+            socket.deliver_board(data)
 
     def score_changed(self, user_id: int, new_score: int, rank: int, points: int) -> None:
         for socket in list(self.by_user.get(user_id, ())):
@@ -125,17 +127,40 @@ class Hub:
                 socket.end(code)
 
     async def _heartbeat(self) -> None:
-        """Ping each socket every WS_HEARTBEAT_INTERVAL; close it after two silent ones."""
+        """Ping each socket every WS_HEARTBEAT_INTERVAL; close it after two silent ones.
+
+        Each round also re-checks the sessions of the player sockets it pings (one MGET), so a
+        socket whose session ended is closed even if the news of the logout was lost.
+        """
         while True:
             interval = settings.WS_HEARTBEAT_INTERVAL
             await asyncio.sleep(min(1.0, interval))
             now = time.monotonic()
+            pinged = []
             for socket in list(self.sockets):
                 if socket.last_heard < now - 2 * interval:
                     socket.end(4408)
                 elif socket.last_pinged < now - interval:
                     socket.last_pinged = now
                     socket.send_text(PING)
+                    if socket.user_id is not None:
+                        pinged.append(socket)
+            if pinged:
+                try:
+                    await self._close_ended_sessions(pinged)
+                except Exception:  # Redis down: the next round tries again
+                    logger.warning("session re-check failed", exc_info=True)
+
+    async def _close_ended_sessions(self, sockets: list[ScoreboardConsumer]) -> None:
+        from accounts.sessions import session_cache_key, session_state_from_cache
+
+        client = aio.async_redis()
+        if client is None:
+            return  # without Redis, logouts reach the hub directly
+        values = await client.mget([session_cache_key(socket.sid) for socket in sockets])
+        for socket, value in zip(sockets, values, strict=True):
+            if session_state_from_cache(value, user_id=socket.user_id) is False:
+                socket.end(4401)
 
     async def aclose(self) -> None:
         for task in (self.heartbeat, self.broadcaster):

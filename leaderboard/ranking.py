@@ -5,8 +5,9 @@ Key layout (the board name makes room for more boards later):
   leaderboard:{board}:reached  hash        user_id -> epoch microseconds the total was reached
   leaderboard:{board}:top10    string      cached top-10 JSON (TTL LEADERBOARD_CACHE_TTL)
   leaderboard:{board}:version  counter     bumped whenever the top 10 may have changed
-  leaderboard:{board}:changed  channel     the version, published when the top 10 or the player count changed
-  leaderboard:{board}:scores   channel     "user_id:new_score:rank:points_gained" of each credit
+  {prefix}:leaderboard:{board}:changed  channel  the version, when the top 10 or the player count changed
+  {prefix}:leaderboard:{board}:scores   channel  "user_id:new_score:rank:points_gained" of each credit
+  (channels span Redis databases, so they carry REDIS_CHANNEL_PREFIX, by default "sb<db>")
   leaderboard:names            hash        user_id -> username
   idem:{action_id}             string      "status:new_score:rank" of a credited action
 """
@@ -32,15 +33,17 @@ class BoardKeys:
     scores: str
 
     @classmethod
-    def for_board(cls, board: str) -> BoardKeys:
+    def for_board(cls, board: str, channel_prefix: str = "") -> BoardKeys:
         prefix = f"leaderboard:{board}"
+        # Pub/sub channels span Redis databases: they carry the deployment's prefix.
+        channels = f"{channel_prefix}:{prefix}" if channel_prefix else prefix
         return cls(
             f"{prefix}:index",
             f"{prefix}:reached",
             f"{prefix}:top10",
             f"{prefix}:version",
-            f"{prefix}:changed",
-            f"{prefix}:scores",
+            f"{channels}:changed",
+            f"{channels}:scores",
         )
 
 

@@ -28,7 +28,7 @@ def iso_from_micros(micros: int) -> str:
 
 
 def board_keys(board: str | None = None) -> BoardKeys:
-    return BoardKeys.for_board(board or settings.LEADERBOARD_NAME)
+    return BoardKeys.for_board(board or settings.LEADERBOARD_NAME, settings.REDIS_CHANNEL_PREFIX)
 
 
 def ranked_scores():
@@ -113,7 +113,8 @@ def leaderboard_top(*, board: str | None = None) -> dict:
 
 
 async def _top_json_from_redis(client, keys: BoardKeys) -> tuple[bytes, int]:
-    async with client.pipeline(transaction=False) as pipe:
+    # MULTI/EXEC: the body, the count and the version are read at one instant.
+    async with client.pipeline(transaction=True) as pipe:
         pipe.get(keys.top10)
         pipe.zcard(keys.index)
         pipe.get(keys.version)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.utils import timezone
+from django.db import connection
+from django.utils.dateparse import parse_datetime
 
 from leaderboard.board import local_board_invalidate
 from leaderboard.events import board_changed_here, score_changed_here
@@ -53,7 +55,8 @@ async def leaderboard_record(*, records: list[Record], board: str | None = None)
                 return await together(records)
             return await _record_in_redis(client, records, board)
         except RedisError as error:
-            logger.error("redis unreachable (%s); %d totals not indexed", error, len(records))
+            logger.error("redis unreachable (%s); %d totals indexed later", error, len(records))
+            asyncio.get_running_loop().create_task(_record_later(records, board, settings.REDIS_URL))
     rank_of = aio.db_call(user_rank_from_db)
     ranks = [await rank_of(total=record.total, user_id=record.user_id) for record in records]
     # Without Redis this process is the whole service: tell its board and sockets directly.
@@ -64,6 +67,24 @@ async def leaderboard_record(*, records: list[Record], board: str | None = None)
                 user_id=record.user_id, new_score=record.total, rank=rank, points=record.points
             )
     return ranks
+
+
+RECORD_RETRIES = (0.5, 1, 2, 4, 8, 16, 30)
+
+
+async def _record_later(records: list[Record], board: str | None, url: str) -> None:
+    """Index committed totals that Redis missed, with backoff (the script is safe to repeat:
+    it only raises entries and rewrites the same replay answers)."""
+    for delay in RECORD_RETRIES:
+        await asyncio.sleep(delay)
+        client = aio.async_redis(url)
+        try:
+            await _record_in_redis(client, records, board)
+        except RedisError:
+            continue
+        logger.info("%d totals indexed after a Redis failure", len(records))
+        return
+    logger.error("redis still unreachable; %d totals not indexed: run rebuild_leaderboard", len(records))
 
 
 async def _record_batches(batches: list[list[Record]]) -> list[list[int]]:
@@ -143,7 +164,14 @@ def leaderboard_rebuild(*, board: str | None = None) -> int:
         f"{key}:rebuild:{suffix}" for key in (keys.index, keys.reached, NAMES_KEY)
     )
     count = 0
-    started = timezone.now()
+    # The database's clock (credits stamp updated_at with it), with a margin for credits
+    # whose statement began before the snapshot and commits after it.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT CURRENT_TIMESTAMP")
+        (started,) = cursor.fetchone()
+    if isinstance(started, str):  # SQLite answers text, in UTC
+        started = parse_datetime(started).replace(tzinfo=UTC)
+    started -= timedelta(seconds=5)
     rows = ranked_scores().values_list("user_id", "user__username", "total_score", "updated_at")
     batch: list = []
     for row in rows.iterator(chunk_size=REBUILD_CHUNK):

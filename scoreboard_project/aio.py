@@ -105,9 +105,9 @@ async def pg_pool():
     return resources.pg_pool
 
 
-def async_redis() -> aredis.Redis | None:
-    """This loop's Redis client for REDIS_URL, or None without Redis."""
-    url = settings.REDIS_URL
+def async_redis(url: str | None = None) -> aredis.Redis | None:
+    """This loop's Redis client for REDIS_URL (or `url`), or None without Redis."""
+    url = settings.REDIS_URL if url is None else url
     if not url:
         return None
     resources = loop_resources()

@@ -13,14 +13,14 @@ from django.conf import settings  # noqa: E402
 
 from leaderboard.hotpath import scoreboard_endpoint  # noqa: E402
 from leaderboard.routing import websocket_urlpatterns  # noqa: E402
-from scoreboard_project.hotpath import HotPathApp, healthz_endpoint  # noqa: E402
+from scoreboard_project.hotpath import BodyLimit, HotPathApp, healthz_endpoint  # noqa: E402
 from scoreboard_project.static import JsonStaticFilesHandler  # noqa: E402
 from scores.hotpath import score_batch_endpoint, score_submit_endpoint  # noqa: E402
 
 application = HotPathApp(
     ProtocolTypeRouter(
         {
-            "http": JsonStaticFilesHandler(django_asgi_app),
+            "http": BodyLimit(JsonStaticFilesHandler(django_asgi_app)),
             # The consumer checks Origin itself, to close with 4403 rather than refuse.
             "websocket": URLRouter(websocket_urlpatterns),
         }

@@ -98,9 +98,7 @@ class HotPathApp:
             response = await self.handle(handler, body_limit, scope, receive)
         except ClientGone:
             return
-        headers = [*JSON_HEADERS, (b"content-length", str(len(response.body)).encode()), *response.headers]
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": response.body})
+        await respond(send, response)
 
     async def handle(self, handler: Handler, body_limit: int, scope, receive) -> HotResponse:
         try:
@@ -127,6 +125,42 @@ class HotPathApp:
                 await aio.close_loop_resources()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+async def respond(send, response: HotResponse) -> None:
+    headers = [*JSON_HEADERS, (b"content-length", str(len(response.body)).encode()), *response.headers]
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+class BodyLimit:
+    """In front of Django: read the body first and refuse it past the path's limit, declared
+    or streamed (a chunked body has no Content-Length to check), with the JSON 413."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        from scoreboard_project.middleware import request_body_limit
+
+        try:
+            body = await read_body(HotRequest(scope, b""), receive, request_body_limit(scope["path"]))
+        except ApiError as error:
+            return await respond(send, error_response(error))
+        except ClientGone:
+            return
+        delivered = False
+
+        async def replay():
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
 
 
 async def read_body(request: HotRequest, receive, limit: int) -> bytes:

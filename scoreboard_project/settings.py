@@ -3,6 +3,7 @@
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -122,6 +123,10 @@ PASSWORD_HASHERS = env.list(
 REDIS_URL = env.str("REDIS_URL")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", 1.0)
 
+# Redis pub/sub channels ignore the database number: channel names carry this prefix so
+# deployments (or test runs) sharing one Redis server never hear each other.
+REDIS_CHANNEL_PREFIX = env.str("REDIS_CHANNEL_PREFIX", f"sb{urlsplit(REDIS_URL).path.strip('/') or '0'}")
+
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -133,7 +138,7 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_CHANNEL_PREFIX}:channels"},
         }
     }
 else:

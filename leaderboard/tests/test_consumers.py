@@ -329,3 +329,52 @@ def _sid(token: str) -> str:
     from accounts.tokens import access_token_verify
 
     return access_token_verify(token).sid
+
+
+def test_a_ticket_of_an_ended_session_is_refused(players):
+    (ada, token), *_ = players
+    ticket = ws_ticket_issue(user_id=ada.id, sid=_sid(token))
+    session_revoke(sid=_sid(token))
+
+    async def body():
+        assert await refused_with(socket(ticket=ticket)) == 4401
+
+    aio.run(body())
+
+
+@pytest.mark.redis
+def test_the_heartbeat_closes_a_socket_whose_session_ended_unannounced(players, settings):
+    from accounts.sessions import session_cache_key
+    from scoreboard_project.redis import redis_client
+
+    (_, token), *_ = players
+    settings.WS_HEARTBEAT_INTERVAL = 1
+
+    async def body():
+        communicator = socket(token=token)
+        await opened(communicator)
+        redis_client().set(session_cache_key(_sid(token)), "-")  # revoked, and nobody told the hub
+        while True:
+            message = await communicator.receive_output(timeout=5)
+            if message["type"] == "websocket.close":
+                assert message["code"] == 4401
+                break
+        await communicator.disconnect()
+
+    aio.run(body())
+
+
+def test_seq_counts_the_messages_of_each_connection(players):
+    (ada, token), (bob, _), _ = players
+
+    async def body():
+        communicator = socket(token=token)
+        assert (await opened(communicator))["seq"] == 1
+        await credit(bob.id, 70)
+        assert (await next_of(communicator, "LEADERBOARD_UPDATE"))["seq"] == 2
+        await credit(ada.id, 90)
+        assert (await next_of(communicator, "SCORE_UPDATE"))["seq"] == 1
+        assert (await next_of(communicator, "LEADERBOARD_UPDATE"))["seq"] == 3
+        await communicator.disconnect()
+
+    aio.run(body())

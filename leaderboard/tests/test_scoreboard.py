@@ -150,7 +150,11 @@ def test_the_credit_response_rank_agrees_with_the_board(api, make_user, score):
 
 @pytest.mark.redis
 def test_a_warm_board_is_served_without_sql_or_redis(api, make_user, score, sql_log, redis_log):
+    import time
+
     score(make_user(), 10)
+    board(api)
+    time.sleep(0.3)  # the credit's change announcement arrives by pub/sub, then all is quiet
     board(api)
     queries, trips = sql_log(), redis_log()
     board(api)
@@ -251,3 +255,12 @@ def test_seed_demo_creates_players_whose_totals_equal_their_history(api, action_
     assert board(api)["total_players"] == 12
     call_command("seed_demo", users=12, actions=3, if_empty=True)
     assert Score.objects.count() == 12
+
+
+def test_a_deleted_player_leaves_the_board(api, make_user, score):
+    ada, bob = make_user("ada"), make_user("bob")
+    score(ada, 50)
+    score(bob, 20)
+    ada.delete()
+    body = board(api)
+    assert standings(body) == [("bob", 20, 1)] and body["total_players"] == 1

@@ -171,3 +171,42 @@ def test_a_disabled_service_account_is_refused_at_once(asgi, service_headers, ma
         asgi, service_headers, {"actions": [{"user_id": make_user().id, **new_action()}]}, "/api/scores/batch"
     )
     assert response.status_code == 401 and error_code(response) == "UNAUTHORIZED"
+
+
+def test_a_chunked_body_over_the_limit_is_413_on_django_paths_too(asgi):
+    # No Content-Length: the size is only known while reading.
+    import asyncio
+
+    from scoreboard_project import aio
+    from scoreboard_project.asgi import application
+
+    async def call():
+        chunks = [{"type": "http.request", "body": b"x" * 8192, "more_body": True} for _ in range(3)]
+        chunks.append({"type": "http.request", "body": b"", "more_body": False})
+        sent = []
+
+        async def receive():
+            return chunks.pop(0) if chunks else await asyncio.Event().wait()
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/api/auth/token",
+            "headers": [(b"host", b"127.0.0.1")],
+            "query_string": b"",
+            "root_path": "",
+            "scheme": "http",
+            "http_version": "1.1",
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+            "asgi": {"version": "3.0"},
+        }
+        await application(scope, receive, send)
+        return sent
+
+    sent = aio.run(call())
+    assert sent[0]["status"] == 413
+    assert json.loads(sent[1]["body"])["error_code"] == "PAYLOAD_TOO_LARGE"

@@ -47,7 +47,7 @@ class Command(BaseCommand):
             for _ in range(rng.randint(1, max(1, actions))):
                 kind = rng.choice(types)
                 action = ScoreAction(
-                    action_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    action_id=str(uuid.uuid4()),  # never a repeat of an earlier run's
                     action_type=kind.name,
                     points=rng.randint(kind.min_points, kind.max_points),
                 )
