@@ -97,11 +97,16 @@ class CpuMeter:
 
     @staticmethod
     def usage(before, after, seconds: float) -> dict[str, float]:
-        """Percent of one core per group (200 = both cores)."""
-        result = {}
+        """Percent of one core per group (200 = both cores), and per server process."""
+        result: dict = {}
         for group, now in after.items():
             ticks = sum(value - before.get(group, {}).get(pid, 0) for pid, value in now.items())
             result[group] = round(100 * ticks / CLK_TCK / seconds, 1)
+        result["server_processes"] = sorted(
+            (round(100 * (value - before.get("server", {}).get(pid, 0)) / CLK_TCK / seconds, 1)
+             for pid, value in after["server"].items()),
+            reverse=True,
+        )
         return result
 
 

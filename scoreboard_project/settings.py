@@ -245,12 +245,12 @@ LOGGING = {
 }
 
 # The async hot path (POST /api/scores, GET /api/scoreboard): per-process pools and batching.
-DB_POOL_SIZE = env.int("DB_POOL_SIZE", 8, minimum=2)
+DB_POOL_SIZE = env.int("DB_POOL_SIZE", 12, minimum=2)
 DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", 5.0)
 REDIS_POOL_SIZE = env.int("REDIS_POOL_SIZE", 64, minimum=2)
 GROUP_COMMIT_MAX_BATCH = env.int("GROUP_COMMIT_MAX_BATCH", 64, minimum=1)
-GROUP_COMMIT_MAX_WAIT_MS = env.float("GROUP_COMMIT_MAX_WAIT_MS", 2.0)
-GROUP_COMMIT_CONCURRENCY = env.int("GROUP_COMMIT_CONCURRENCY", 4, minimum=1)
+GROUP_COMMIT_MAX_WAIT_MS = env.float("GROUP_COMMIT_MAX_WAIT_MS", 1.0)
+GROUP_COMMIT_CONCURRENCY = env.int("GROUP_COMMIT_CONCURRENCY", 8, minimum=1)
 LEADERBOARD_LOCAL_TTL = env.float("LEADERBOARD_LOCAL_TTL", 0.5)
 BATCH_MAX_ACTIONS = env.int("BATCH_MAX_ACTIONS", 500, minimum=1)
 BATCH_MAX_BODY = env.int("BATCH_MAX_BODY", 256 * 1024, minimum=16 * 1024)
