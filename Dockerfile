@@ -23,4 +23,4 @@ USER scoreboard
 EXPOSE 8000
 
 # Static files (admin, Swagger UI) are served by the ASGI handler; no collectstatic step.
-CMD ["uvicorn", "scoreboard_project.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--workers", "2", "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio", "--no-access-log", "--proxy-headers"]
+CMD ["uvicorn", "scoreboard_project.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--workers", "2", "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio", "--ws-per-message-deflate", "false", "--ws-max-size", "4096", "--no-access-log", "--proxy-headers"]

@@ -10,7 +10,7 @@ DEMO_USERS ?= 50
 SERVER ?= uvicorn
 WEB_WORKERS ?= 1
 
-.PHONY: run test bench install install-dev lint migrate seed serve worker beat clean
+.PHONY: run test bench bench-ws install install-dev lint migrate seed serve worker beat clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,7 +40,7 @@ seed: migrate
 	$(PY) manage.py rebuild_leaderboard
 
 SERVE_uvicorn = $(VENV)/bin/uvicorn scoreboard_project.asgi:application --host $(HOST) --port $(PORT) \
-	--workers $(WEB_WORKERS) --loop uvloop --http httptools --ws websockets-sansio --no-access-log
+	--workers $(WEB_WORKERS) --loop uvloop --http httptools --ws websockets-sansio --ws-per-message-deflate false --ws-max-size 4096 --no-access-log
 SERVE_daphne = $(VENV)/bin/daphne -b $(HOST) -p $(PORT) scoreboard_project.asgi:application
 
 serve: install .env.local var
@@ -55,6 +55,11 @@ bench: install-dev
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	command -v pgbench >/dev/null || (apt-get update -qq && apt-get install -y -qq postgresql-client)
 	$(PY) bench/run.py $(ARGS)
+
+# The WebSocket fan-out benchmark: production server against a bare websockets server
+# (bench/ws.py; needs PostgreSQL and Redis on 127.0.0.1, like `make bench`).
+bench-ws: install-dev
+	$(PY) bench/ws.py $(ARGS)
 
 test: install-dev .env.local var
 	$(PY) scripts/run_tests.py $(ARGS)
