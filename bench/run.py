@@ -404,6 +404,12 @@ def main() -> int:
             "uvloop",
             "--http",
             "httptools",
+            "--ws",
+            "websockets-sansio",
+            "--ws-per-message-deflate",
+            "false",
+            "--ws-max-size",
+            "4096",
             "scoreboard_project.asgi:application",
         ],
         "daphne": [
