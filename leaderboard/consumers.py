@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -51,6 +52,7 @@ class ScoreboardConsumer(AsyncWebsocketConsumer):
     sid: str | None = None
 
     async def connect(self) -> None:
+        self.loop = asyncio.get_running_loop()
         self.last_heard = self.last_pinged = time.monotonic()
         self.score_seq = self.board_seq = 0
         self.joined = False
@@ -137,11 +139,13 @@ class ScoreboardConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=error_message("INVALID_MESSAGE", 'expected {"type": "PING"}'))
 
     # Called by the hub, on this loop, with the board's data encoded once for every socket.
-    def deliver_board(self, data: str) -> None:
+    def board_text(self, data: str) -> str | None:
+        """The LEADERBOARD_UPDATE text for this socket, or None while its snapshot is read."""
         if self.opening is not None:
             self.opening.append(("board", data))
-        else:
-            self.send_board(data)
+            return None
+        self.board_seq += 1
+        return f'{{"type":"LEADERBOARD_UPDATE","seq":{self.board_seq},' + data
 
     def deliver_score(self, data: dict) -> None:
         if self.opening is not None:
@@ -153,21 +157,23 @@ class ScoreboardConsumer(AsyncWebsocketConsumer):
         self.board_seq += 1
         self.send_text(f'{{"type":"LEADERBOARD_UPDATE","seq":{self.board_seq},' + data)
 
-    def send_score(self, data: dict) -> None:
-        self.score_seq += 1
-        self.send_text(json.dumps({"type": "SCORE_UPDATE", "seq": self.score_seq, "data": data}))
-
-    def send_text(self, text: str) -> None:
-        hub().loop.create_task(self._send_quietly(text))
-
-    async def _send_quietly(self, text: str) -> None:
+    async def send_now(self, text: str) -> None:
+        """Write at once (no task): the hub's fan-out awaits this for socket after socket."""
         try:
             await self.base_send({"type": "websocket.send", "text": text})
         except Exception:  # the peer is gone; disconnect() cleans up
             logger.debug("ws send to a closed socket", exc_info=True)
 
+    def send_score(self, data: dict) -> None:
+        self.score_seq += 1
+        self.send_text(json.dumps({"type": "SCORE_UPDATE", "seq": self.score_seq, "data": data}))
+
+    def send_text(self, text: str) -> None:
+        """A message outside the fan-out (snapshot, score update, PING): its own task."""
+        self.loop.create_task(self.send_now(text))
+
     def end(self, code: int) -> None:
-        hub().loop.create_task(self.close(code=code))
+        self.loop.create_task(self.close(code=code))
 
     async def session_close(self, event) -> None:
         """Channel-layer event: the player's session (or every session) ended."""

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("scoreboard.ws")
 PING = json.dumps({"type": "PING"})
+FANOUT_CHUNK = 250
+FANOUT_STALL_SECONDS = 2.0
 
 
 def changed_ranks(before: list[dict] | None, after: list[dict]) -> list[int]:
@@ -56,7 +58,7 @@ class Hub:
         self.dirty = False
         self.broadcaster: asyncio.Task | None = None
         self.heartbeat = self.loop.create_task(self._heartbeat(), name="ws-heartbeat")
-        self.messages_sent = 0
+        self.broadcast_seconds = 0.0
         hubs[self.loop] = self
         listen()
 
@@ -113,8 +115,32 @@ class Hub:
             return
         data = board_data(entries, changed_ranks(self.last_entries, entries))
         self.last_entries = entries
-        for socket in list(self.sockets):
-            socket.deliver_board(data)
+        outgoing = [(socket, text) for socket in list(self.sockets) if (text := socket.board_text(data))]
+        started = time.monotonic()
+        # Chunks of sockets, each written in sequence by one task: no task per socket (their
+        # creation and the garbage they leave cost more than the writes), and a stalled peer
+        # holds up only its chunk, and only for FANOUT_STALL_SECONDS before it is dropped.
+        await asyncio.gather(
+            *(
+                self._send_chunk(outgoing[start : start + FANOUT_CHUNK])
+                for start in range(0, len(outgoing), FANOUT_CHUNK)
+            )
+        )
+        self.broadcast_seconds = time.monotonic() - started
+
+    async def _send_chunk(self, pairs: list[tuple[ScoreboardConsumer, str]]) -> None:
+        position = 0
+        while position < len(pairs):
+            try:
+                async with asyncio.timeout(FANOUT_STALL_SECONDS):
+                    while position < len(pairs):
+                        socket, text = pairs[position]
+                        position += 1
+                        await socket.send_now(text)
+            except TimeoutError:
+                stalled = pairs[position - 1][0]
+                logger.warning("ws peer too slow; dropping user=%s", stalled.user_id)
+                stalled.end(1013)
 
     def score_changed(self, user_id: int, new_score: int, rank: int, points: int) -> None:
         for socket in list(self.by_user.get(user_id, ())):
