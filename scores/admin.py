@@ -6,7 +6,7 @@ from scores.selectors import action_rules_forget
 
 @admin.register(ActionType)
 class ActionTypeAdmin(admin.ModelAdmin):
-    list_display = ("name", "min_points", "max_points", "enabled", "updated_at")
+    list_display = ("name", "min_points", "max_points", "enabled", "signature_required", "updated_at")
     list_editable = ("min_points", "max_points", "enabled")
     search_fields = ("name",)
 

@@ -12,6 +12,15 @@ class ActionType(models.Model):
     min_points = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
     max_points = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(2**31 - 1)])
     enabled = models.BooleanField(default=True)
+    signature_required = models.BooleanField(
+        default=False, help_text="Refuse actions of this type without a valid client signature."
+    )
+    signing_secret = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="HMAC-SHA256 key shared with the game client; signs "
+        '"user_id\naction_id\naction_type\npoints\nclient_timestamp".',
+    )
     description = models.CharField(max_length=200, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -22,7 +22,14 @@ def action_rules() -> dict[str, ActionRule]:
         return rules
     with _rules_lock:
         fresh = {
-            row.name: ActionRule(row.name, row.min_points, row.max_points, row.enabled)
+            row.name: ActionRule(
+                row.name,
+                row.min_points,
+                row.max_points,
+                row.enabled,
+                row.signature_required,
+                row.signing_secret,
+            )
             for row in ActionType.objects.all()
         }
         _rules = (time.monotonic(), fresh)

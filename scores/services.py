@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.utils import timezone
 
 from leaderboard.ranking import idempotency_key
 from leaderboard.selectors import user_rank
@@ -23,7 +24,13 @@ from scoreboard_project.errors import ApiError, DuplicateAction, InvalidAction, 
 from scoreboard_project.redis import RedisError
 from scores.ledger import Credit, ledger_credit_async, ledger_credit_many
 from scores.selectors import action_rules_async, active_player_ids, history_owner, score_of
-from scores.validation import ScoreAction, action_check_bounds
+from scores.validation import (
+    ActionRule,
+    ScoreAction,
+    action_check_bounds,
+    action_check_signature,
+    action_check_time,
+)
 
 logger = logging.getLogger("scoreboard.scores")
 
@@ -43,13 +50,21 @@ def _body(*, user_id: int, new_score: int, rank: int) -> dict:
     return {"success": True, "user_id": user_id, "new_score": new_score, "rank": rank}
 
 
+def action_check(action: ScoreAction, *, rule: ActionRule | None, user_id: int) -> None:
+    """Every rule an action must pass before it is credited (pure: no I/O)."""
+    action_check_bounds(action, rule=rule, max_points=settings.MAX_POINTS_PER_ACTION)
+    action_check_time(
+        action,
+        now=timezone.now(),
+        max_skew=settings.CLIENT_TIMESTAMP_MAX_SKEW,
+        max_age=settings.CLIENT_TIMESTAMP_MAX_AGE,
+    )
+    action_check_signature(action, rule=rule, user_id=user_id)
+
+
 async def score_submit(*, user_id: int, action: ScoreAction) -> ScoreOutcome:
     """Apply one scored action: check it, credit it exactly once, rank the player."""
-    action_check_bounds(
-        action,
-        rule=(await action_rules_async()).get(action.action_type),
-        max_points=settings.MAX_POINTS_PER_ACTION,
-    )
+    action_check(action, rule=(await action_rules_async()).get(action.action_type), user_id=user_id)
     credit = await ledger_credit_async(user_id=user_id, action=action)
     (outcome,) = await _settle([(user_id, action, credit)])
     if isinstance(outcome, Exception):
@@ -65,11 +80,9 @@ async def score_submit_many(*, items: list[tuple[int, ScoreAction]]) -> list[Sco
     rules = await action_rules_async()
     results: list[ScoreOutcome | Exception | None] = [None] * len(items)
     valid: list[int] = []
-    for position, (_, action) in enumerate(items):
+    for position, (user_id, action) in enumerate(items):
         try:
-            action_check_bounds(
-                action, rule=rules.get(action.action_type), max_points=settings.MAX_POINTS_PER_ACTION
-            )
+            action_check(action, rule=rules.get(action.action_type), user_id=user_id)
         except ApiError as error:
             results[position] = error
         else:

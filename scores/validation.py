@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from scoreboard_project.errors import InvalidAction
+from scoreboard_project.errors import Forbidden, InvalidAction
 
 MAX_ACTION_TYPE_LENGTH = 50
 MAX_SIGNATURE_LENGTH = 512
@@ -21,6 +22,8 @@ class ActionRule:
     min_points: int
     max_points: int
     enabled: bool
+    signature_required: bool = False
+    signing_secret: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +139,36 @@ def batch_parse(payload: object, *, max_actions: int) -> list[tuple[int, ScoreAc
         except InvalidAction as error:
             items.append(error)
     return items
+
+
+def action_check_time(action: ScoreAction, *, now: datetime, max_skew: int, max_age: int) -> None:
+    """Refuse a client_timestamp too far in the future or too old (when one is given)."""
+    stamp = action.client_timestamp
+    if stamp is None:
+        return
+    if stamp > now + timedelta(seconds=max_skew):
+        raise _invalid("client_timestamp", f"is more than {max_skew} s in the future")
+    if stamp < now - timedelta(seconds=max_age):
+        raise _invalid("client_timestamp", f"is more than {max_age} s old")
+
+
+def signature_payload(action: ScoreAction, *, user_id: int) -> bytes:
+    """The canonical form a client signs: user, action id, type, points and timestamp."""
+    stamp = action.client_timestamp.isoformat() if action.client_timestamp else ""
+    return f"{user_id}\n{action.action_id}\n{action.action_type}\n{action.points}\n{stamp}".encode()
+
+
+def action_check_signature(action: ScoreAction, *, rule: ActionRule, user_id: int) -> None:
+    """Where the action type requires it, the HMAC-SHA256 signature must match (403 otherwise).
+
+    A signature sent for a type that does not require one is checked too, if the type has a key.
+    """
+    if not rule.signing_secret or (not rule.signature_required and action.signature is None):
+        if rule.signature_required:
+            raise Forbidden("This action type requires a client signature, and none is configured.")
+        return
+    if action.signature is None:
+        raise Forbidden("This action type requires a client signature.")
+    expected = hmac.new(rule.signing_secret.encode(), signature_payload(action, user_id=user_id), "sha256")
+    if not hmac.compare_digest(expected.hexdigest(), action.signature):
+        raise Forbidden("The client signature does not match.")
