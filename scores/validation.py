@@ -33,6 +33,7 @@ class ScoreAction:
     points: int
     client_timestamp: datetime | None = None
     signature: str | None = None
+    client_timestamp_text: str = ""  # exactly as sent: what a client signs
 
     def digest(self) -> str:
         """Fingerprint of what was submitted; a replay must carry the same one."""
@@ -103,6 +104,7 @@ def action_parse(payload: object) -> ScoreAction:
         points=points,
         client_timestamp=client_timestamp,
         signature=signature,
+        client_timestamp_text=raw_stamp or "",
     )
 
 
@@ -153,8 +155,9 @@ def action_check_time(action: ScoreAction, *, now: datetime, max_skew: int, max_
 
 
 def signature_payload(action: ScoreAction, *, user_id: int) -> bytes:
-    """The canonical form a client signs: user, action id, type, points and timestamp."""
-    stamp = action.client_timestamp.isoformat() if action.client_timestamp else ""
+    """The canonical form a client signs: user, action id, type, points and the timestamp
+    exactly as sent (empty without one)."""
+    stamp = action.client_timestamp_text
     return f"{user_id}\n{action.action_id}\n{action.action_type}\n{action.points}\n{stamp}".encode()
 
 

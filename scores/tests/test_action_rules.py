@@ -49,7 +49,7 @@ def test_no_timestamp_is_not_checked():
 
 
 def test_a_correct_signature_passes_and_any_change_breaks_it():
-    act = action(client_timestamp=NOW)
+    act = action(client_timestamp=NOW, client_timestamp_text="2026-11-29T12:00:00Z")
     good = sign(act, user_id=7)
     action_check_signature(ScoreAction(**{**_fields(act), "signature": good}), rule=SIGNED, user_id=7)
     for forged in (
@@ -83,7 +83,7 @@ def test_the_door_refuses_unsigned_and_forged_actions_of_a_signed_type(
 
     stamp = datetime.now(UTC).isoformat()
     body = new_action("boss", 200, client_timestamp=stamp)
-    parsed = ScoreAction(body["action_id"], "boss", 200, datetime.fromisoformat(stamp))
+    parsed = ScoreAction(body["action_id"], "boss", 200, client_timestamp_text=stamp)
     signature = hmac.new(b"s" * 32, signature_payload(parsed, user_id=user.id), hashlib.sha256).hexdigest()
 
     unsigned = post(body)
