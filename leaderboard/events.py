@@ -40,9 +40,13 @@ def score_changed_here(*, user_id: int, new_score: int, rank: int, points: int) 
     _tell_hubs("score_changed", user_id, new_score, rank, points)
 
 
-def parse_score_event(data: bytes) -> tuple[int, int, int, int]:
-    user_id, new_score, rank, points = (int(part) for part in data.split(b":"))
-    return user_id, new_score, rank, points
+def parse_score_events(data: bytes) -> list[tuple[int, int, int, int]]:
+    """The items of one scores message: (user_id, new_score, rank, points_gained)."""
+    events = []
+    for item in data.split():
+        user_id, new_score, rank, points = (int(part) for part in item.split(b":"))
+        events.append((user_id, new_score, rank, points))
+    return events
 
 
 class Listener:
@@ -84,8 +88,9 @@ class Listener:
     @staticmethod
     def _score_changed(loop, data: bytes) -> None:
         hub = hubs.get(loop)
-        if hub is not None:
-            hub.score_changed(*parse_score_event(data))
+        if hub is not None and hub.by_user:  # no player socket here: nothing to parse
+            for event in parse_score_events(data):
+                hub.score_changed(*event)
 
     async def aclose(self) -> None:
         self.task.cancel()

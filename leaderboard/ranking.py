@@ -6,7 +6,7 @@ Key layout (the board name makes room for more boards later):
   leaderboard:{board}:top10    string      cached top-10 JSON (TTL LEADERBOARD_CACHE_TTL)
   leaderboard:{board}:version  counter     bumped whenever the top 10 may have changed
   {prefix}:leaderboard:{board}:changed  channel  the version, when the top 10 or the player count changed
-  {prefix}:leaderboard:{board}:scores   channel  "user_id:new_score:rank:points_gained" of each credit
+  {prefix}:leaderboard:{board}:scores   channel  "user_id:new_score:rank:points_gained ..." of each record call
   (channels span Redis databases, so they carry REDIS_CHANNEL_PREFIX, by default "sb<db>")
   leaderboard:names            hash        user_id -> username
   idem:{action_id}             string      "status:new_score:rank" of a credited action
@@ -55,8 +55,9 @@ def idempotency_key(action_id: str) -> str:
 # entry (never lower it, so out-of-order commits cannot move a player back), invalidate the
 # top 10 when it may have changed, announce the change (also for a new player, since the
 # player count moved), compute each competition rank and remember each answer for replays.
-# Each credited record (one with a status) is also published on the scores channel as
-# "user_id:new_score:rank:points_gained", for the live sockets of that player.
+# The credited records (those with a status) are also published on the scores channel, in one
+# message: "user_id:new_score:rank:points_gained" items separated by spaces, for the live
+# sockets of those players.
 # KEYS: index, reached, top10, version, changed, scores, then one idempotency key per record.
 # ARGV: top_n, idempotency_ttl, then per record: user_id, total, reached_micros, status,
 # points (status "" means: remember nothing and announce nothing).
@@ -83,7 +84,7 @@ for i = 0, count - 1 do
 end
 -- Ranks against the board with every record applied: 1 + the other players above the total
 -- (a player whose entry is already higher, by a later credit, does not count against it).
-local ranks = {}
+local ranks, credited = {}, {}
 for i = 0, count - 1 do
   local user, raw_total, status = ARGV[3 + i * 5], ARGV[4 + i * 5], ARGV[6 + i * 5]
   local above = redis.call('ZCOUNT', index, '(' .. raw_total, '+inf')
@@ -92,9 +93,12 @@ for i = 0, count - 1 do
   local rank = above + 1
   if status ~= '' then
     redis.call('SET', KEYS[7 + i], status .. ':' .. raw_total .. ':' .. rank, 'EX', ttl)
-    redis.call('PUBLISH', KEYS[6], user .. ':' .. raw_total .. ':' .. rank .. ':' .. ARGV[7 + i * 5])
+    credited[#credited + 1] = user .. ':' .. raw_total .. ':' .. rank .. ':' .. ARGV[7 + i * 5]
   end
   ranks[#ranks + 1] = rank
+end
+if #credited > 0 then
+  redis.call('PUBLISH', KEYS[6], table.concat(credited, ' '))
 end
 if top_moved then
   redis.call('INCR', version)
