@@ -482,10 +482,10 @@ def main() -> int:
                     meter=meter,
                 )
         if "batch" in wanted:
-            print("(e) POST /api/scores/batch, 500 actions a request, c=4", flush=True)
-            batch = run_wrk("batch.lua", [str(WORK)], url=url, connections=4, seconds=seconds, meter=meter)
+            print("(e) POST /api/scores/batch, 500 actions a request, c=8", flush=True)
+            batch = run_wrk("batch.lua", [str(WORK)], url=url, connections=8, seconds=seconds, meter=meter)
             batch["actions_per_second"] = round(batch["per_second"] * 500, 1)
-            results["batch c=4"] = batch
+            results["batch c=8"] = batch
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
