@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from accounts import services
 from accounts.serializers import CredentialsInput, RefreshInput, RegisterOutput, TicketOutput, TokenPairOutput
 from accounts.tickets import ws_ticket_issue
+from scoreboard_project.clientip import request_client_address
 from scoreboard_project.errors import RateLimited
 from scoreboard_project.fields import ErrorOutput
 
@@ -17,7 +18,7 @@ ERRORS = {code: OpenApiResponse(ErrorOutput) for code in (400, 401, 403, 413, 42
 
 
 def client_ip(request) -> str:
-    return request.META.get("REMOTE_ADDR", "")
+    return request_client_address(request)
 
 
 def _limit(request, *, group: str, value: str, rate: str) -> None:

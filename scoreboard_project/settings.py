@@ -234,6 +234,9 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 # Preloading is hard to undo, so it is an explicit opt-in (deploy check W021 until then).
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", False)
+# Proxies (addresses or CIDR networks) whose X-Forwarded-For is believed: the client
+# address of rate limits is then the first hop that is not one of them.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", [])
 if env.bool("BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
