@@ -103,8 +103,10 @@ class CpuMeter:
             ticks = sum(value - before.get(group, {}).get(pid, 0) for pid, value in now.items())
             result[group] = round(100 * ticks / CLK_TCK / seconds, 1)
         result["server_processes"] = sorted(
-            (round(100 * (value - before.get("server", {}).get(pid, 0)) / CLK_TCK / seconds, 1)
-             for pid, value in after["server"].items()),
+            (
+                round(100 * (value - before.get("server", {}).get(pid, 0)) / CLK_TCK / seconds, 1)
+                for pid, value in after["server"].items()
+            ),
             reverse=True,
         )
         return result
