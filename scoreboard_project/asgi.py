@@ -13,7 +13,7 @@ from django.conf import settings  # noqa: E402
 
 from leaderboard.hotpath import scoreboard_endpoint  # noqa: E402
 from leaderboard.routing import websocket_urlpatterns  # noqa: E402
-from scoreboard_project.hotpath import BodyLimit, HotPathApp, healthz_endpoint  # noqa: E402
+from scoreboard_project.hotpath import BodyLimit, HotPathApp, healthz_endpoint, readyz_endpoint  # noqa: E402
 from scoreboard_project.static import JsonStaticFilesHandler  # noqa: E402
 from scores.hotpath import score_batch_endpoint, score_submit_endpoint  # noqa: E402
 
@@ -30,5 +30,6 @@ application = HotPathApp(
         ("POST", "/api/scores/batch"): (score_batch_endpoint, settings.BATCH_MAX_BODY),
         ("GET", "/api/scoreboard"): (scoreboard_endpoint, settings.MAX_REQUEST_BODY),
         ("GET", "/healthz"): (healthz_endpoint, settings.MAX_REQUEST_BODY),
+        ("GET", "/readyz"): (readyz_endpoint, settings.MAX_REQUEST_BODY),
     },
 )

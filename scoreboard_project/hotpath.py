@@ -190,3 +190,44 @@ HEALTHY = HotResponse(200, b'{"status":"ok"}')
 async def healthz_endpoint(request: HotRequest) -> HotResponse:
     """GET /healthz: the process answers (a constant; readiness is /readyz)."""
     return HEALTHY
+
+
+async def readyz_endpoint(request: HotRequest) -> HotResponse:
+    """GET /readyz: the database and (when configured) Redis answer; 503 otherwise."""
+    import asyncio
+
+    checks: dict[str, str] = {}
+
+    async def database() -> None:
+        from django.db import connection
+
+        def ping() -> None:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+
+        await aio.db_call(ping)()
+
+    async def cache() -> None:
+        client = aio.async_redis()
+        if client is not None:
+            await client.ping()
+
+    for name, check in (("database", database), ("redis", cache)):
+        try:
+            await asyncio.wait_for(check(), timeout=2)
+            checks[name] = "ok"
+        except Exception as error:  # any failure means: not ready
+            checks[name] = f"unavailable: {type(error).__name__}"
+    if aio.async_redis() is None:
+        checks["redis"] = "not configured"
+    ready = all(value in ("ok", "not configured") for value in checks.values())
+    if ready:
+        return json_response(200, {"status": "ready", "checks": checks})
+    body = {
+        "success": False,
+        "error_code": "SERVICE_UNAVAILABLE",
+        "message": "A dependency is unavailable.",
+        "retry_after": 5,
+        "details": checks,
+    }
+    return json_response(503, body, ((b"retry-after", b"5"),))

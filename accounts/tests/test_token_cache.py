@@ -38,3 +38,23 @@ def test_a_bad_token_is_refused_every_time():
     for _ in range(2):
         with pytest.raises(Unauthorized):
             tokens.access_token_verify(token(60)[:-2] + "xx")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_create_token_prints_a_working_access_token(make_user, capsys):
+    from django.core.management import call_command
+
+    from accounts.authentication import user_from_bearer
+
+    user = make_user("scripted")
+    call_command("create_token", "Scripted")
+    token = capsys.readouterr().out.strip()
+    assert user_from_bearer(f"Bearer {token}".encode()).id == user.id
+
+
+@pytest.mark.django_db
+def test_create_token_refuses_unknown_users():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError):
+        call_command("create_token", "nobody-here")

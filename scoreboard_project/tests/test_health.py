@@ -1,0 +1,28 @@
+"""/healthz (the process answers) and /readyz (its dependencies answer)."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_healthz_is_a_constant(asgi):
+    response = asgi("GET", "/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_readyz_reports_the_database_and_redis(asgi, settings):
+    response = asgi("GET", "/readyz")
+    assert response.status_code == 200
+    expected_redis = "ok" if settings.REDIS_URL else "not configured"
+    assert response.json() == {"status": "ready", "checks": {"database": "ok", "redis": expected_redis}}
+
+
+def test_readyz_is_503_when_redis_is_unreachable(asgi, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    settings.REDIS_SOCKET_TIMEOUT = 0.2
+    response = asgi("GET", "/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["error_code"] == "SERVICE_UNAVAILABLE" and body["retry_after"] == 5
+    assert body["details"]["redis"].startswith("unavailable") and body["details"]["database"] == "ok"
+    assert response["Retry-After"] == "5"
