@@ -43,23 +43,20 @@ def session_is_live(*, sid: str, user_id: int) -> bool:
     return session_load(sid=sid, user_id=user_id, cache=client is not None)
 
 
-async def session_is_live_async(
-    *, sid: str, user_id: int, cached: bytes | None = None, asked: bool = False
-) -> bool:
-    """The async form: `cached` is the value of `session_cache_key(sid)` when the caller
-    already read it in its own Redis pipeline (`asked`), saving a round trip."""
+async def session_is_live_async(*, sid: str, user_id: int) -> bool:
+    """The async form; concurrent checks share one MGET."""
     client = aio.async_redis()
-    if client is not None and not asked:
+    if client is not None:
         try:
             cached = await aio.loop_singleton("session-lookups", lambda: aio.Coalescer(_session_values))(sid)
-            asked = True
         except RedisError as error:
             logger.warning("redis unreachable for session check (%s); using the database", error)
-    if asked:
-        state = session_state_from_cache(cached, user_id=user_id)
-        if state is not None:
-            return state
-    return await aio.db_call(session_load)(sid=sid, user_id=user_id, cache=asked)
+        else:
+            state = session_state_from_cache(cached, user_id=user_id)
+            if state is not None:
+                return state
+            return await aio.db_call(session_load)(sid=sid, user_id=user_id, cache=True)
+    return await aio.db_call(session_load)(sid=sid, user_id=user_id, cache=False)
 
 
 async def _session_values(sids: list[str]) -> list[bytes | None]:

@@ -250,10 +250,10 @@ async def admit_score_request(*, user_id: int, sid: str, session_checked: bool =
 
     `session_checked`: the caller's authentication already asked about the session.
     """
-    from accounts.sessions import session_is_live_async, session_state_from_cache
+    from accounts.sessions import session_is_live_async, session_load, session_state_from_cache
 
     async def session_live_in_database() -> bool:
-        return await session_is_live_async(sid=sid, user_id=user_id, cached=None, asked=True)
+        return await aio.db_call(session_load)(sid=sid, user_id=user_id, cache=True)
 
     admission = None
     if aio.async_redis() is not None:

@@ -58,7 +58,6 @@ class Hub:
         self.dirty = False
         self.broadcaster: asyncio.Task | None = None
         self.heartbeat = self.loop.create_task(self._heartbeat(), name="ws-heartbeat")
-        self.broadcast_seconds = 0.0
         hubs[self.loop] = self
         listen()
 
@@ -116,7 +115,6 @@ class Hub:
         data = board_data(entries, changed_ranks(self.last_entries, entries))
         self.last_entries = entries
         outgoing = [(socket, text) for socket in list(self.sockets) if (text := socket.board_text(data))]
-        started = time.monotonic()
         # Chunks of sockets, each written in sequence by one task: no task per socket (their
         # creation and the garbage they leave cost more than the writes), and a stalled peer
         # holds up only its chunk, and only for FANOUT_STALL_SECONDS before it is dropped.
@@ -126,7 +124,6 @@ class Hub:
                 for start in range(0, len(outgoing), FANOUT_CHUNK)
             )
         )
-        self.broadcast_seconds = time.monotonic() - started
 
     async def _send_chunk(self, pairs: list[tuple[ScoreboardConsumer, str]]) -> None:
         position = 0

@@ -6,7 +6,7 @@ import logging
 import math
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 
 logger = logging.getLogger(__name__)
@@ -138,8 +138,6 @@ def api_error_from(exc: Exception) -> ApiError | None:
         return InvalidAction("Responses are JSON only.")
     if isinstance(exc, drf_exceptions.APIException):
         return ApiError(str(exc.detail))
-    from django.http import Http404
-
     if isinstance(exc, Http404):
         return NotFound()
     return None

@@ -1,5 +1,6 @@
 import logging
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 
 from scoreboard_project.errors import (
@@ -46,8 +47,6 @@ class JsonErrorMiddleware:
 
 def request_body_limit(path: str) -> int:
     """16 KiB for every body (API.md section 5) but a game server's batch."""
-    from django.conf import settings
-
     return settings.BATCH_MAX_BODY if path == "/api/scores/batch" else settings.MAX_REQUEST_BODY
 
 

@@ -1,3 +1,4 @@
+from asgiref.sync import sync_to_async
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.http import Http404
 
@@ -17,6 +18,4 @@ class JsonStaticFilesHandler(ASGIStaticFilesHandler):
             return error_response(NotFound(f"No such file: {request.path}"))
 
     async def get_response_async(self, request):
-        from asgiref.sync import sync_to_async
-
         return await sync_to_async(self.get_response, thread_sensitive=False)(request)

@@ -3,6 +3,7 @@
 from django.core.exceptions import RequestDataTooBig
 
 from scoreboard_project.errors import (
+    Forbidden,
     InvalidAction,
     NotFound,
     PayloadTooLarge,
@@ -22,8 +23,6 @@ def bad_request(request, exception=None):
 
 
 def permission_denied(request, exception=None):
-    from scoreboard_project.errors import Forbidden
-
     return error_response(Forbidden())
 
 

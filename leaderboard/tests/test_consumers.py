@@ -91,8 +91,6 @@ def test_a_bearer_token_connects_and_gets_the_board_first(players):
 
 def test_a_player_ticket_connects_once(players):
     (ada, token), *_ = players
-    from accounts.sessions import session_state_from_cache  # noqa: F401  (the ticket names the session)
-
     ticket = ws_ticket_issue(user_id=ada.id, sid=_sid(token))
 
     async def body():

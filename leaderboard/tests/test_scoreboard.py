@@ -222,6 +222,7 @@ def test_an_out_of_order_record_never_lowers_the_index(make_user):
     assert redis_client().zscore(KEYS.index, str(ada.id)) == 50
 
 
+@pytest.mark.redis  # compares the Redis board with the database's
 def test_without_redis_the_same_answers_come_from_the_database(api, make_user, score, settings):
     for number in range(12):
         score(make_user(), [5, 80, 80, 30][number % 4])
