@@ -297,6 +297,7 @@ def pgbench_sql() -> str:
         "action_type": "'quest'",
         "points": ":points",
         "request_hash": "'bench'",
+        "client_ip": "'127.0.0.1'",
     }.items():
         statement = statement.replace(f"%({name})s", value)
     return "\\set uid random(:first, :last)\n\\set points random(1, 100)\n" + statement + ";\n"

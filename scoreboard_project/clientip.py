@@ -35,5 +35,13 @@ def client_address(remote_addr: str, forwarded_for: str | None) -> str:
     return hops[0] if hops else remote_addr
 
 
+def ip_or_none(address: str | None) -> str | None:
+    """The address in its canonical form, or None if it is not an IP address."""
+    try:
+        return str(ip_address(address.strip())) if address else None
+    except ValueError:
+        return None
+
+
 def request_client_address(request) -> str:
     return client_address(request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_X_FORWARDED_FOR"))

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
 from scoreboard_project import aio
+from scoreboard_project.clientip import client_address, ip_or_none
 from scoreboard_project.errors import ApiError, InvalidAction, PayloadTooLarge, ServerError
 
 logger = logging.getLogger("scoreboard.errors")
@@ -39,6 +40,14 @@ class HotRequest:
             if key == name:
                 return value
         return b""
+
+    def client_ip(self) -> str | None:
+        """The client's address: the socket's, or X-Forwarded-For's behind a trusted proxy."""
+        peer = self.scope.get("client")
+        if not peer:
+            return None
+        forwarded = self.header(b"x-forwarded-for")
+        return ip_or_none(client_address(peer[0], forwarded.decode("latin-1") if forwarded else None))
 
     def json(self) -> object:
         """The body as JSON, strictly: JSON content type, UTF-8, no NaN or Infinity."""

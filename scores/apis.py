@@ -6,6 +6,7 @@ from rest_framework.views import APIView
 from accounts.tokens import BATCH_SCOPE
 from antifraud.ratelimits import admit_score_request
 from scoreboard_project import aio
+from scoreboard_project.clientip import ip_or_none, request_client_address
 from scoreboard_project.errors import Forbidden
 from scoreboard_project.fields import ErrorOutput
 from scores.serializers import BatchInput, BatchOutput, ScoreSubmitInput, ScoreSubmitOutput
@@ -44,7 +45,10 @@ class ScoreSubmitApi(APIView):
         admission = aio.run(
             admit_score_request(user_id=request.user.id, sid=request.user.sid, session_checked=True)
         )
-        outcome = score_submit_sync(user_id=request.user.id, action=action_parse(request.data))
+        outcome = score_submit_sync(
+            user_id=request.user.id,
+            action=action_parse(request.data, client_ip=ip_or_none(request_client_address(request))),
+        )
         headers = admission.headers()
         if outcome.replayed:
             headers["Idempotent-Replayed"] = "true"

@@ -25,11 +25,11 @@ BATCH_CREDIT = """
 WITH input AS (
     SELECT * FROM unnest(
         %(user_ids)s::bigint[], %(action_ids)s::text[], %(action_types)s::text[],
-        %(points)s::integer[], %(request_hashes)s::text[]
-    ) AS t(user_id, action_id, action_type, points, request_hash)
+        %(points)s::integer[], %(request_hashes)s::text[], %(client_ips)s::inet[]
+    ) AS t(user_id, action_id, action_type, points, request_hash, client_ip)
 ), credited AS (
-    INSERT INTO score_history (user_id, action_id, action_type, points, request_hash, created_at)
-    SELECT user_id, action_id, action_type, points, request_hash, clock_timestamp()
+    INSERT INTO score_history (user_id, action_id, action_type, points, request_hash, client_ip, created_at)
+    SELECT user_id, action_id, action_type, points, request_hash, client_ip, clock_timestamp()
     FROM input ORDER BY action_id
     ON CONFLICT (action_id) DO NOTHING
     RETURNING user_id, action_id
@@ -156,6 +156,7 @@ class GroupCommitter:
             "action_types": [item.action.action_type for item in unique],
             "points": [item.action.points for item in unique],
             "request_hashes": [item.action.digest() for item in unique],
+            "client_ips": [item.action.client_ip for item in unique],
         }
         async with self.pool.connection() as connection:
             cursor = await connection.execute(BATCH_CREDIT, params)

@@ -21,7 +21,8 @@ async def score_submit_endpoint(request: HotRequest) -> HotResponse:
         raise Unauthorized("A Bearer token is required.")
     claims = access_token_verify(bearer_token(header))
     admission = await admit_score_request(user_id=claims.user_id, sid=claims.sid)
-    outcome = await score_submit(user_id=claims.user_id, action=action_parse(request.json()))
+    action = action_parse(request.json(), client_ip=request.client_ip())
+    outcome = await score_submit(user_id=claims.user_id, action=action)
     headers = tuple((name.lower().encode(), value.encode()) for name, value in admission.headers().items())
     return json_response(outcome.status, outcome.body, headers + (REPLAYED if outcome.replayed else ()))
 

@@ -18,8 +18,11 @@ from scores.validation import ScoreAction
 
 POSTGRES_CREDIT = """
 WITH credited AS (
-    INSERT INTO score_history (user_id, action_id, action_type, points, request_hash, created_at)
-    VALUES (%(user_id)s, %(action_id)s, %(action_type)s, %(points)s, %(request_hash)s, clock_timestamp())
+    INSERT INTO score_history (user_id, action_id, action_type, points, request_hash, client_ip, created_at)
+    VALUES (
+        %(user_id)s, %(action_id)s, %(action_type)s, %(points)s, %(request_hash)s, %(client_ip)s::inet,
+        clock_timestamp()
+    )
     ON CONFLICT (action_id) DO NOTHING
     RETURNING user_id, points
 )
@@ -31,8 +34,8 @@ RETURNING total_score, updated_at
 """
 
 SQLITE_HISTORY = """
-INSERT INTO score_history (user_id, action_id, action_type, points, request_hash, created_at)
-VALUES (%(user_id)s, %(action_id)s, %(action_type)s, %(points)s, %(request_hash)s, %(now)s)
+INSERT INTO score_history (user_id, action_id, action_type, points, request_hash, client_ip, created_at)
+VALUES (%(user_id)s, %(action_id)s, %(action_type)s, %(points)s, %(request_hash)s, %(client_ip)s, %(now)s)
 ON CONFLICT (action_id) DO NOTHING
 RETURNING id
 """
@@ -60,6 +63,7 @@ def credit_params(user_id: int, action: ScoreAction) -> dict:
         "action_type": action.action_type,
         "points": action.points,
         "request_hash": action.digest(),
+        "client_ip": action.client_ip,
     }
 
 

@@ -71,11 +71,21 @@ class ScoreHistory(models.Model):
     # Digest of the submitted body: a replay must match it, or it is a 409.
     request_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
+    # The client's address as the server saw it (TRUSTED_PROXIES), the evidence of IP rules.
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    # Set when a moderator confirmed the action as fraud: its points no longer count.
+    voided_at = models.DateTimeField(null=True, blank=True)
+    voided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         db_table = "score_history"
         verbose_name_plural = "score history"
-        indexes = [models.Index(fields=["user", "created_at"], name="idx_history_user_time")]
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="idx_history_user_time"),
+            models.Index(fields=["created_at"], name="idx_history_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action_id} ({self.points})"

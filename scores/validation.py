@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from scoreboard_project.errors import Forbidden, InvalidAction
@@ -34,6 +34,8 @@ class ScoreAction:
     client_timestamp: datetime | None = None
     signature: str | None = None
     client_timestamp_text: str = ""  # exactly as sent: what a client signs
+    # Where it came from (not part of the action: a replay from another address is the same).
+    client_ip: str | None = field(default=None, compare=False)
 
     def digest(self) -> str:
         """Fingerprint of what was submitted; a replay must carry the same one."""
@@ -46,7 +48,7 @@ def _invalid(field: str, problem: str) -> InvalidAction:
     return InvalidAction(f"{field}: {problem}", details={field: problem})
 
 
-def action_parse(payload: object) -> ScoreAction:
+def action_parse(payload: object, *, client_ip: str | None = None) -> ScoreAction:
     """Check the JSON body's shape and types strictly; unknown fields are ignored."""
     if not isinstance(payload, dict):
         raise InvalidAction("The body must be a JSON object.")
@@ -105,6 +107,7 @@ def action_parse(payload: object) -> ScoreAction:
         client_timestamp=client_timestamp,
         signature=signature,
         client_timestamp_text=raw_stamp or "",
+        client_ip=client_ip,
     )
 
 

@@ -54,6 +54,18 @@ def test_a_credit_through_the_hot_door(asgi, bearer, player):
     assert Score.objects.get(user=player).total_score == 12
 
 
+def test_the_history_row_keeps_the_client_address(asgi, bearer, player, settings):
+    send(asgi, {**bearer, "X-Forwarded-For": "203.0.113.9"}, new_action())
+    settings.TRUSTED_PROXIES = ["127.0.0.1/32"]
+    send(asgi, {**bearer, "X-Forwarded-For": "198.51.100.4, 203.0.113.9"}, new_action())
+    send(asgi, {**bearer, "X-Forwarded-For": "not-an-address"}, new_action())
+    addresses = list(
+        ScoreHistory.objects.filter(user=player).order_by("id").values_list("client_ip", flat=True)
+    )
+    # An untrusted peer's header is ignored; a trusted proxy's names the client; garbage is dropped.
+    assert addresses == ["127.0.0.1", "203.0.113.9", None]
+
+
 @pytest.mark.postgres  # on SQLite the ledger runs in a worker thread by design
 def test_the_hot_door_makes_no_thread_hop_on_a_warm_credit(asgi, bearer, monkeypatch):
     send(asgi, bearer, new_action())  # warms the session and action-type caches
