@@ -11,6 +11,9 @@ from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
+from antifraud.addresses import blocklist_forget
+from antifraud.ratelimits import local_limits
+from antifraud.rules import rules_forget
 from leaderboard.board import local_board_invalidate
 from leaderboard.events import hubs
 from scoreboard_project import aio
@@ -60,6 +63,9 @@ def _clean_state():
         client.flushdb()
     cache.clear()
     action_rules_forget()
+    rules_forget()
+    blocklist_forget()
+    local_limits.reviews = None
     local_board_invalidate()
     for hub in list(hubs.values()):
         hub.last_entries = None
@@ -67,6 +73,8 @@ def _clean_state():
     for hub in list(hubs.values()):
         assert not hub.sockets, "a test left live sockets behind; disconnect them"
     action_rules_forget()
+    rules_forget()
+    blocklist_forget()
     local_board_invalidate()
 
 

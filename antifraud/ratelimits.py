@@ -21,6 +21,7 @@ from weakref import WeakKeyDictionary
 
 from django.conf import settings
 
+from antifraud.rules import ENFORCE, OFF, rule_states_async
 from scoreboard_project import aio
 from scoreboard_project.errors import AccountSuspended, ApiError, RateLimited, Unauthorized
 from scoreboard_project.redis import RedisError
@@ -32,13 +33,19 @@ GLOBAL_KEY = "ratelimit:global"
 # Per request: a ban in force refuses it at once; else the cached session entry, then
 # (unless the session is not live in the cache and `trusted` is 0) the sliding windows. A
 # refusal by the player's own window is a violation: PENALTY_VIOLATIONS of them within
-# PENALTY_PERIOD ban the player for the next step of the ladder. Time is Redis's own clock,
+# PENALTY_PERIOD ban the player for the next step of the ladder (rule `penalties`: in shadow
+# mode the ban is only reported, off counts no violation). An admitted update is added to the
+# player's velocity (points in the last minute) and gains (points in MANUAL_REVIEW_PERIOD,
+# per-minute buckets) unless the player is under review and their actions are held; an
+# action_id already seen within the minute is not added twice. Time is Redis's own clock,
 # shared by all servers.
 # KEYS: the global log. ARGV: window_ms, user_limit, global_limit, violations, period_ms,
-# memory_ms, steps ("60000,300000,..."), then per request: sid, user_id, member, trusted.
-# Returns per request {session or false, verdict, retry_ms, remaining, reset_ms}; verdict is
-# ok, user, global, skip (session not live: nothing counted), suspended (a ban in force),
-# banned (banned by this request; remaining carries the ladder's level).
+# memory_ms, steps ("60000,300000,..."), penalty mode, review mode, review period in
+# minutes, then per request: sid, user_id, member, trusted, action_id, points.
+# Returns per request {session or false, verdict, retry_ms, remaining, reset_ms, velocity,
+# gains, under review (0/1), shadow ban level (0: none)}; verdict is ok, user, global, skip
+# (session not live: nothing counted), suspended (a ban in force), banned (banned by this
+# request; remaining carries the ladder's level).
 ADMIT_SCRIPT = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
@@ -46,47 +53,90 @@ local window, user_limit, global_limit = tonumber(ARGV[1]), tonumber(ARGV[2]), t
 local needed, period, memory = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local steps = {}
 for step in string.gmatch(ARGV[7], '%d+') do steps[#steps + 1] = tonumber(step) end
+local penalty_mode, review_mode, review_minutes = ARGV[8], ARGV[9], tonumber(ARGV[10])
+local minute = math.floor(now / 60000)
 local global_key = KEYS[1]
 local answers = {}
-for i = 0, (#ARGV - 7) / 4 - 1 do
-  local sid, user, member, trusted = ARGV[8 + i * 4], ARGV[9 + i * 4], ARGV[10 + i * 4], ARGV[11 + i * 4]
+local function account(user, action_id, points)
+  local velocity_key, gains_key = 'velocity:' .. user, 'gains:' .. user
+  redis.call('ZREMRANGEBYSCORE', velocity_key, '-inf', now - 60000)
+  local added = redis.call('ZADD', velocity_key, 'NX', now, action_id .. ':' .. points)
+  redis.call('PEXPIRE', velocity_key, 60000)
+  if added == 1 then redis.call('HINCRBY', gains_key, minute, points) end
+  redis.call('PEXPIRE', gains_key, review_minutes * 60000 + 60000)
+  local velocity, gains = 0, 0
+  for _, member in ipairs(redis.call('ZRANGE', velocity_key, 0, -1)) do
+    velocity = velocity + tonumber(string.match(member, ':(%d+)$'))
+  end
+  local buckets = redis.call('HGETALL', gains_key)
+  for i = 1, #buckets, 2 do
+    if tonumber(buckets[i]) > minute - review_minutes then
+      gains = gains + tonumber(buckets[i + 1])
+    else
+      redis.call('HDEL', gains_key, buckets[i])
+    end
+  end
+  return velocity, gains
+end
+for i = 0, (#ARGV - 10) / 6 - 1 do
+  local base = 11 + i * 6
+  local sid, user, member, trusted = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
+  local action_id, points = ARGV[base + 4], ARGV[base + 5]
   local session = redis.call('GET', 'session:' .. sid)
   local banned_for = redis.call('PTTL', 'ban:' .. user)
+  local reviewed = redis.call('EXISTS', 'review:' .. user)
   if banned_for > 0 then
-    answers[#answers + 1] = {session or false, 'suspended', banned_for, 0, 0}
+    answers[#answers + 1] = {session or false, 'suspended', banned_for, 0, 0, 0, 0, reviewed, 0}
   elseif trusted ~= '1' and session ~= user then
-    answers[#answers + 1] = {session or false, 'skip', 0, 0, 0}
+    answers[#answers + 1] = {session or false, 'skip', 0, 0, 0, 0, 0, reviewed, 0}
   else
     local user_key = 'ratelimit:user:' .. user
     redis.call('ZREMRANGEBYSCORE', user_key, '-inf', now - window)
     local used = redis.call('ZCARD', user_key)
     if used >= user_limit then
       local oldest = tonumber(redis.call('ZRANGE', user_key, 0, 0, 'WITHSCORES')[2])
-      local violations_key = 'ratelimit:violations:' .. user
-      local violations = redis.call('INCR', violations_key)
-      if violations == 1 then redis.call('PEXPIRE', violations_key, period) end
-      if violations >= needed then
-        redis.call('DEL', violations_key)
+      local wait = oldest + window - now
+      local violations = 0
+      if penalty_mode ~= 'off' then
+        local violations_key = 'ratelimit:violations:' .. user
+        violations = redis.call('INCR', violations_key)
+        if violations == 1 then redis.call('PEXPIRE', violations_key, period) end
+        if violations >= needed then redis.call('DEL', violations_key) end
+      end
+      if violations >= needed and penalty_mode == 'enforce' then
         local level = redis.call('INCR', 'ban:level:' .. user)
         redis.call('PEXPIRE', 'ban:level:' .. user, memory)
         local step = steps[math.min(level, #steps)]
         redis.call('SET', 'ban:' .. user, level, 'PX', step)
-        answers[#answers + 1] = {session or false, 'banned', step, level, 0}
+        answers[#answers + 1] = {session or false, 'banned', step, level, 0, 0, 0, reviewed, 0}
       else
-        answers[#answers + 1] = {session or false, 'user', oldest + window - now, 0, oldest + window - now}
+        local would = 0
+        if violations >= needed then
+          would = tonumber(redis.call('GET', 'ban:level:' .. user) or '0') + 1
+        end
+        answers[#answers + 1] = {session or false, 'user', wait, 0, wait, 0, 0, reviewed, would}
       end
     else
       redis.call('ZREMRANGEBYSCORE', global_key, '-inf', now - window)
       if redis.call('ZCARD', global_key) >= global_limit then
         local oldest = tonumber(redis.call('ZRANGE', global_key, 0, 0, 'WITHSCORES')[2])
-        answers[#answers + 1] = {session or false, 'global', oldest + window - now, user_limit - used, 0}
+        answers[#answers + 1] = {
+          session or false, 'global', oldest + window - now, user_limit - used, 0, 0, 0, reviewed, 0
+        }
       else
         redis.call('ZADD', user_key, now, member)
         redis.call('PEXPIRE', user_key, window)
         redis.call('ZADD', global_key, now, member)
         redis.call('PEXPIRE', global_key, window)
         local oldest = tonumber(redis.call('ZRANGE', user_key, 0, 0, 'WITHSCORES')[2])
-        answers[#answers + 1] = {session or false, 'ok', 0, user_limit - used - 1, oldest + window - now}
+        local velocity, gains = 0, 0
+        if not (reviewed == 1 and review_mode == 'enforce') then
+          velocity, gains = account(user, action_id, points)
+        end
+        answers[#answers + 1] = {
+          session or false, 'ok', 0, user_limit - used - 1, oldest + window - now,
+          velocity, gains, reviewed, 0
+        }
       end
     end
   end
@@ -100,10 +150,14 @@ class Admission:
     """What the limits said about one request."""
 
     session: bytes | None  # the cached session entry, for the session check
-    verdict: str  # ok, user, global, skip
+    verdict: str  # ok, user, global, skip, suspended, banned
     retry_ms: int = 0
     remaining: int = 0
     reset_ms: int = 0
+    velocity: int = 0  # the player's admitted points in the last minute, this action included
+    gains: int = 0  # ... and within MANUAL_REVIEW_PERIOD
+    under_review: bool = False
+    shadow_ban_level: int = 0  # the `penalties` rule in shadow mode would have banned at this level
 
     def headers(self) -> dict[str, str]:
         """The draft IETF RateLimit headers for the per-player policy."""
@@ -132,39 +186,56 @@ class Admission:
 _scripts: WeakKeyDictionary = WeakKeyDictionary()
 
 
-async def _admit_many(requests: list[tuple[str, int, bool]]) -> list[Admission]:
+async def _admit_many(requests: list[tuple[str, int, bool, str, int, dict]]) -> list[Admission]:
     client = aio.async_redis()
+    states = requests[0][5]
     args: list = [
         settings.RATE_LIMIT_WINDOW * 1000,
         settings.RATE_LIMIT_PER_USER,
         settings.RATE_LIMIT_GLOBAL,
-        settings.PENALTY_VIOLATIONS,
+        int(states["penalties"].threshold),
         settings.PENALTY_PERIOD * 1000,
         settings.PENALTY_MEMORY * 1000,
         ",".join(str(step * 1000) for step in settings.PENALTY_STEPS),
+        states["penalties"].mode,
+        states["manual_review"].mode,
+        max(1, settings.MANUAL_REVIEW_PERIOD // 60),
     ]
-    for sid, user_id, trusted in requests:
-        args += [sid, user_id, uuid.uuid4().hex, "1" if trusted else "0"]
+    for sid, user_id, trusted, action_id, points, _ in requests:
+        args += [sid, user_id, uuid.uuid4().hex, "1" if trusted else "0", action_id, points]
     script = _scripts.get(client)
     if script is None:
         script = _scripts[client] = client.register_script(ADMIT_SCRIPT)
     answers = await script(keys=[GLOBAL_KEY], args=args)
     return [
-        Admission(session or None, verdict.decode(), int(retry), int(remaining), int(reset))
-        for session, verdict, retry, remaining, reset in answers
+        Admission(
+            session or None,
+            verdict.decode(),
+            int(retry),
+            int(remaining),
+            int(reset),
+            int(velocity),
+            int(gains),
+            bool(reviewed),
+            int(would_ban),
+        )
+        for session, verdict, retry, remaining, reset, velocity, gains, reviewed, would_ban in answers
     ]
 
 
-async def admit(*, sid: str, user_id: int, trusted: bool = False) -> Admission:
+async def admit(
+    *, sid: str, user_id: int, trusted: bool = False, action_id: str = "", points: int = 0
+) -> Admission:
     """Check the session entry and count one score update against the limits.
 
     Unless `trusted` (the database has just said the session is live), nothing is counted
     when the cached session entry does not say live: the caller checks the database first.
     """
+    states = await rule_states_async()
     if aio.async_redis() is None:
-        return local_limits.admit(user_id)
+        return local_limits.admit(user_id, action_id=action_id, points=points, states=states)
     together = aio.loop_singleton("admissions", lambda: aio.Coalescer(_admit_many))
-    return await together((sid, user_id, trusted))
+    return await together((sid, user_id, trusted, action_id, points, states))
 
 
 class LocalLimits:
@@ -177,9 +248,12 @@ class LocalLimits:
         self.violations: dict[int, deque[float]] = {}
         self.levels: dict[int, tuple[int, float]] = {}  # user -> (level, remembered until)
         self.bans: dict[int, float] = {}  # user -> banned until
+        self.velocity: dict[int, deque[tuple[float, str, int]]] = {}  # user -> (time, action_id, points)
+        self.gains: dict[int, deque[tuple[float, int]]] = {}
+        self.reviews: set[int] | None = None  # players under review; None: not loaded yet
         self.warned = False
 
-    def admit(self, user_id: int) -> Admission:
+    def admit(self, user_id: int, *, action_id: str = "", points: int = 0, states: dict) -> Admission:
         if not self.warned:
             logger.warning("no Redis: score rate limits are counted per process")
             self.warned = True
@@ -193,11 +267,26 @@ class LocalLimits:
             for log in (mine, self.everyone):
                 while log and log[0] <= now - window:
                     log.popleft()
+            reviewed = user_id in (self.reviews or ())
             if len(mine) >= settings.RATE_LIMIT_PER_USER:
-                retry = (mine[0] + window - now) * 1000
-                return self._violation(user_id, now) or Admission(
-                    None, "user", math.ceil(retry), 0, math.ceil(retry)
+                retry = math.ceil((mine[0] + window - now) * 1000)
+                refused = Admission(None, "user", retry, 0, retry, under_review=reviewed)
+                mode = states["penalties"].mode
+                level = (
+                    self._violation(user_id, now, needed=int(states["penalties"].threshold))
+                    if mode != OFF
+                    else 0
                 )
+                if not level:
+                    return refused
+                if mode != ENFORCE:
+                    return Admission(
+                        None, "user", retry, 0, retry, under_review=reviewed, shadow_ban_level=level
+                    )
+                step = settings.PENALTY_STEPS[min(level, len(settings.PENALTY_STEPS)) - 1]
+                self.levels[user_id] = (level, now + settings.PENALTY_MEMORY)
+                self.bans[user_id] = now + step
+                return Admission(None, "banned", step * 1000, level, under_review=reviewed)
             if len(self.everyone) >= settings.RATE_LIMIT_GLOBAL:
                 retry = (self.everyone[0] + window - now) * 1000
                 return Admission(
@@ -206,23 +295,50 @@ class LocalLimits:
             mine.append(now)
             self.everyone.append(now)
             reset = (mine[0] + window - now) * 1000
-            return Admission(None, "ok", 0, settings.RATE_LIMIT_PER_USER - len(mine), math.ceil(reset))
+            velocity = gains = 0
+            if not (reviewed and states["manual_review"].mode == ENFORCE):
+                velocity, gains = self._account(user_id, now, action_id, points)
+            return Admission(
+                None,
+                "ok",
+                0,
+                settings.RATE_LIMIT_PER_USER - len(mine),
+                math.ceil(reset),
+                velocity,
+                gains,
+                reviewed,
+            )
 
-    def _violation(self, user_id: int, now: float) -> Admission | None:
-        """Count a refusal; the one that completes PENALTY_VIOLATIONS bans (caller holds the lock)."""
+    def _account(self, user_id: int, now: float, action_id: str, points: int) -> tuple[int, int]:
+        """Add an admitted action to the player's velocity and gains (caller holds the lock)."""
+        recent = self.velocity.setdefault(user_id, deque())
+        gained = self.gains.setdefault(user_id, deque())
+        while recent and recent[0][0] <= now - 60:
+            recent.popleft()
+        while gained and gained[0][0] <= now - settings.MANUAL_REVIEW_PERIOD:
+            gained.popleft()
+        if all(seen_id != action_id for _, seen_id, _ in recent):
+            recent.append((now, action_id, points))
+            gained.append((now, points))
+        return sum(points for _, _, points in recent), sum(points for _, points in gained)
+
+    def _violation(self, user_id: int, now: float, *, needed: int) -> int:
+        """Count a refusal; the one that completes `needed` of them returns the ban level the
+        penalty ladder reaches (0 otherwise). The caller holds the lock."""
         seen = self.violations.setdefault(user_id, deque())
         while seen and seen[0] <= now - settings.PENALTY_PERIOD:
             seen.popleft()
         seen.append(now)
-        if len(seen) < settings.PENALTY_VIOLATIONS:
-            return None
+        if len(seen) < needed:
+            return 0
         seen.clear()
         level, remembered_until = self.levels.get(user_id, (0, 0.0))
-        level = (level if remembered_until > now else 0) + 1
-        self.levels[user_id] = (level, now + settings.PENALTY_MEMORY)
-        step = settings.PENALTY_STEPS[min(level, len(settings.PENALTY_STEPS)) - 1]
-        self.bans[user_id] = now + step
-        return Admission(None, "banned", step * 1000, level)
+        return (level if remembered_until > now else 0) + 1
+
+    def review_set(self, user_id: int, under_review: bool) -> None:
+        with self.lock:
+            if self.reviews is not None:
+                (self.reviews.add if under_review else self.reviews.discard)(user_id)
 
     def ban(self, user_id: int, seconds: float) -> None:
         with self.lock:
@@ -239,40 +355,81 @@ class LocalLimits:
             self.violations.clear()
             self.levels.clear()
             self.bans.clear()
+            self.velocity.clear()
+            self.gains.clear()
+            self.reviews = None
 
 
 local_limits = LocalLimits()
 
 
-async def admit_score_request(*, user_id: int, sid: str, session_checked: bool = False) -> Admission:
-    """The door of POST /api/scores after the token: the session is live and the limits
-    allow one more update (one Redis round trip when the session is cached), or raise.
+async def admit_score_request(
+    *,
+    user_id: int,
+    sid: str,
+    action_id: str = "",
+    points: int = 0,
+    client_ip: str | None = None,
+    session_checked: bool = False,
+) -> Admission:
+    """The door of POST /api/scores after the token: the address is not blocked, the
+    session is live, no ban is in force and the limits allow one more update (one Redis
+    round trip when the session is cached), or raise. The admission also tells whether the
+    player is under review and their velocity and gains, for the rules after the credit.
 
     `session_checked`: the caller's authentication already asked about the session.
     """
     from accounts.sessions import session_is_live_async, session_load, session_state_from_cache
+    from antifraud.addresses import address_check
 
     async def session_live_in_database() -> bool:
         return await aio.db_call(session_load)(sid=sid, user_id=user_id, cache=True)
 
+    states = await rule_states_async()
+    await address_check(client_ip, user_id=user_id, action_id=action_id, state=states["ip_blocklist"])
     admission = None
     if aio.async_redis() is not None:
         try:
-            admission = await admit(sid=sid, user_id=user_id, trusted=session_checked)
+            admission = await admit(
+                sid=sid, user_id=user_id, trusted=session_checked, action_id=action_id, points=points
+            )
             if admission.verdict == "skip":
                 if session_state_from_cache(admission.session, user_id=user_id) is False:
                     raise Unauthorized("The session has ended.")
                 # Not cached: the database decides (and fills the cache), then it is counted.
                 if not await session_live_in_database():
                     raise Unauthorized("The session has ended.")
-                admission = await admit(sid=sid, user_id=user_id, trusted=True)
+                admission = await admit(
+                    sid=sid, user_id=user_id, trusted=True, action_id=action_id, points=points
+                )
         except RedisError as error:
             logger.error("redis unreachable (%s): rate limits counted in this process", error)
             admission = None
     if admission is None:
         if not session_checked and not await session_is_live_async(sid=sid, user_id=user_id):
             raise Unauthorized("The session has ended.")
-        admission = local_limits.admit(user_id)
+        if local_limits.reviews is None:
+            from antifraud.selectors import reviewed_player_ids
+
+            local_limits.reviews = await aio.db_call(reviewed_player_ids)()
+        admission = local_limits.admit(user_id, action_id=action_id, points=points, states=states)
+    if admission.shadow_ban_level:
+        from antifraud.services import decision_record
+
+        await aio.db_call(decision_record)(
+            rule="penalties",
+            mode=states["penalties"].mode,
+            outcome="banned",
+            user_id=user_id,
+            action_id=action_id,
+            client_ip=client_ip,
+            threshold=states["penalties"].threshold,
+            observed=states["penalties"].threshold,
+            evidence={
+                "would_ban_level": admission.shadow_ban_level,
+                "period_seconds": settings.PENALTY_PERIOD,
+            },
+        )
     refusal = admission.refusal()
     if refusal is not None:
         logger.warning(
@@ -282,7 +439,11 @@ async def admit_score_request(*, user_id: int, sid: str, session_checked: bool =
             from antifraud.services import ban_record_automatic
 
             await aio.db_call(ban_record_automatic)(
-                user_id=user_id, level=admission.remaining, seconds=admission.retry_ms / 1000
+                user_id=user_id,
+                level=admission.remaining,
+                seconds=admission.retry_ms / 1000,
+                action_id=action_id,
+                client_ip=client_ip,
             )
         raise refusal
     return admission

@@ -1,4 +1,7 @@
-"""Bans: the one road that suspends a player and brings them back."""
+"""The anti-fraud services: bans, decisions, flags, reviews, held actions, moderation.
+
+Every change a moderator makes goes through here and is written to the audit log.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from antifraud.models import Ban
+from antifraud.models import AuditEntry, Ban, Decision, Flag, HeldAction, Review
 from antifraud.ratelimits import local_limits
+from antifraud.rules import ENFORCE, OFF, RuleState
 from scoreboard_project.redis import RedisError, redis_client
 
 logger = logging.getLogger("scoreboard.antifraud")
@@ -21,15 +25,32 @@ def ban_key(user_id: int) -> str:
     return f"ban:{user_id}"
 
 
-def ban_record_automatic(*, user_id: int, level: int, seconds: float) -> Ban:
+def ban_record_automatic(
+    *, user_id: int, level: int, seconds: float, action_id: str = "", client_ip: str | None = None
+) -> Ban:
     """Record the ban the admission script just placed (Redis holds it already)."""
-    ban = Ban.objects.create(
-        user_id=user_id,
-        reason=f"repeated rate-limit violations (step {level} of the penalty ladder)",
-        source=Ban.AUTOMATIC,
-        level=level,
-        ends_at=timezone.now() + timedelta(seconds=seconds),
-    )
+    from django.conf import settings
+
+    with transaction.atomic():
+        ban = Ban.objects.create(
+            user_id=user_id,
+            reason=f"repeated rate-limit violations (step {level} of the penalty ladder)",
+            source=Ban.AUTOMATIC,
+            level=level,
+            ends_at=timezone.now() + timedelta(seconds=seconds),
+        )
+        decision_record(
+            rule="penalties",
+            mode=ENFORCE,
+            outcome=Decision.BANNED,
+            user_id=user_id,
+            action_id=action_id,
+            client_ip=client_ip,
+            threshold=settings.PENALTY_VIOLATIONS,
+            observed=settings.PENALTY_VIOLATIONS,
+            evidence={"level": level, "seconds": seconds, "period_seconds": settings.PENALTY_PERIOD},
+        )
+        audit_record(action="ban.automatic", target=f"user:{user_id}", after=_ban_state(ban))
     logger.warning("ban: user=%s level=%s seconds=%s (automatic)", user_id, level, seconds)
     transaction.on_commit(lambda: _hide(user_id))
     return ban
@@ -44,6 +65,7 @@ def ban_create(*, user_id: int, seconds: int, reason: str, by=None) -> Ban:
         ends_at=timezone.now() + timedelta(seconds=seconds),
         created_by=by,
     )
+    audit_record(actor=by, action="ban.create", target=f"user:{user_id}", after=_ban_state(ban))
     logger.warning("ban: user=%s seconds=%s by=%s", user_id, seconds, getattr(by, "pk", None))
 
     def enforce() -> None:
@@ -62,7 +84,12 @@ def ban_create(*, user_id: int, seconds: int, reason: str, by=None) -> Ban:
 
 def ban_lift(*, ban: Ban, by=None) -> None:
     """A moderator ends a ban early; the player returns to the rankings at once."""
+    before = _ban_state(ban)
     Ban.objects.filter(pk=ban.pk, lifted_at__isnull=True).update(lifted_at=timezone.now(), lifted_by=by)
+    ban.refresh_from_db()
+    audit_record(
+        actor=by, action="ban.lift", target=f"user:{ban.user_id}", before=before, after=_ban_state(ban)
+    )
     user_id = ban.user_id
 
     def release() -> None:
@@ -111,3 +138,482 @@ def _show(user_id: int) -> None:
     from leaderboard.services import leaderboard_user_sync
 
     leaderboard_user_sync(user_id=user_id)
+
+
+def _ban_state(ban: Ban) -> dict:
+    return {
+        "ban_id": ban.pk,
+        "source": ban.source,
+        "level": ban.level,
+        "ends_at": ban.ends_at.isoformat(),
+        "lifted_at": ban.lifted_at.isoformat() if ban.lifted_at else None,
+        "reason": ban.reason,
+    }
+
+
+# --- audit log -----------------------------------------------------------------------------
+
+
+def audit_record(*, action: str, target: str, actor=None, before=None, after=None) -> AuditEntry:
+    """Append one line to the audit log (moderator actions and security events)."""
+    name = getattr(actor, "username", "") or "system"
+    logger.info("audit: %s %s %s", name, action, target)
+    return AuditEntry.objects.create(
+        actor=actor if getattr(actor, "pk", None) else None,
+        actor_name=name,
+        action=action,
+        target=target,
+        before=before,
+        after=after,
+    )
+
+
+# --- decisions and flags -------------------------------------------------------------------
+
+
+def decision_record(
+    *,
+    rule: str,
+    mode: str,
+    outcome: str,
+    user_id: int | None = None,
+    action_id: str = "",
+    client_ip: str | None = None,
+    threshold: float | None = None,
+    observed: float | None = None,
+    evidence: dict | None = None,
+    flag: Flag | None = None,
+) -> Decision:
+    """Keep what a rule did (or, in shadow mode, would have done) to one action, and why."""
+    decision = Decision.objects.create(
+        rule=rule,
+        mode=mode,
+        outcome=outcome,
+        user_id=user_id,
+        action_id=action_id or "",
+        client_ip=client_ip,
+        threshold=threshold,
+        observed=observed,
+        evidence=evidence or {},
+        flag=flag,
+    )
+    logger.warning(
+        "antifraud decision: rule=%s mode=%s outcome=%s user=%s action_id=%s observed=%s threshold=%s",
+        rule,
+        mode,
+        outcome,
+        user_id,
+        action_id,
+        observed,
+        threshold,
+    )
+    return decision
+
+
+def flag_raise(
+    *,
+    rule: str,
+    mode: str,
+    fingerprint: str,
+    threshold: float,
+    observed: float,
+    summary: str,
+    evidence: dict,
+    user_id: int | None = None,
+    client_ip: str | None = None,
+    severity: str = Flag.MEDIUM,
+) -> tuple[Flag, bool]:
+    """Raise a finding once: the same (rule, fingerprint) again returns the existing flag.
+
+    Enforced rules open a flag in the moderation queue; shadow rules keep it out of the queue
+    (status `shadow`), so it can be compared with the enforced rules' findings.
+    """
+    from django.db import IntegrityError
+
+    status = Flag.OPEN if mode == ENFORCE else Flag.SHADOW
+    try:
+        with transaction.atomic():
+            flag = Flag.objects.create(
+                rule=rule,
+                fingerprint=fingerprint[:200],
+                user_id=user_id,
+                client_ip=client_ip,
+                severity=severity,
+                status=status,
+                threshold=threshold,
+                observed=observed,
+                summary=summary[:300],
+                evidence=evidence,
+            )
+    except IntegrityError:
+        return Flag.objects.get(rule=rule, fingerprint=fingerprint[:200]), False
+    logger.warning(
+        "flag raised: rule=%s mode=%s user=%s ip=%s observed=%s threshold=%s: %s",
+        rule,
+        mode,
+        user_id,
+        client_ip,
+        observed,
+        threshold,
+        summary,
+    )
+    audit_record(action=f"flag.raise.{mode}", target=f"flag:{flag.pk}", after=_flag_state(flag))
+    return flag, True
+
+
+def _flag_state(flag: Flag) -> dict:
+    return {
+        "flag_id": flag.pk,
+        "rule": flag.rule,
+        "status": flag.status,
+        "user_id": flag.user_id,
+        "client_ip": flag.client_ip,
+        "observed": flag.observed,
+        "threshold": flag.threshold,
+        "verdict_note": flag.verdict_note,
+    }
+
+
+def alerts_after_credit(
+    *,
+    user_id: int,
+    action_id: str,
+    client_ip: str | None,
+    velocity: int,
+    gains: int,
+    under_review: bool,
+    states: dict[str, RuleState],
+) -> None:
+    """The rules that judge a credited action by the player's recent gains (velocity and
+    manual review). Called only when a threshold was crossed, so it costs nothing otherwise."""
+    from django.conf import settings
+
+    hour = timezone.now().strftime("%Y%m%dT%H")
+    velocity_rule = states["velocity"]
+    if velocity_rule.active and velocity > velocity_rule.threshold:
+        recent = _recent_actions(user_id=user_id, seconds=60)
+        flag, _ = flag_raise(
+            rule="velocity",
+            mode=velocity_rule.mode,
+            fingerprint=f"user:{user_id}:{hour}",
+            user_id=user_id,
+            client_ip=client_ip,
+            threshold=velocity_rule.threshold,
+            observed=velocity,
+            summary=f"{velocity} points in one minute (threshold {velocity_rule.threshold:g})",
+            evidence={
+                "window_seconds": 60,
+                "actions": recent,
+                "action_ids": [a["action_id"] for a in recent],
+            },
+        )
+        decision_record(
+            rule="velocity",
+            mode=velocity_rule.mode,
+            outcome=Decision.FLAGGED,
+            user_id=user_id,
+            action_id=action_id,
+            client_ip=client_ip,
+            threshold=velocity_rule.threshold,
+            observed=velocity,
+            evidence={"window_seconds": 60, "points_in_window": velocity},
+            flag=flag,
+        )
+    review_rule = states["manual_review"]
+    if review_rule.active and gains > review_rule.threshold and not under_review:
+        period = settings.MANUAL_REVIEW_PERIOD
+        recent = _recent_actions(user_id=user_id, seconds=period)
+        flag, created = flag_raise(
+            rule="manual_review",
+            mode=review_rule.mode,
+            fingerprint=f"user:{user_id}:{hour}",
+            user_id=user_id,
+            client_ip=client_ip,
+            severity=Flag.HIGH,
+            threshold=review_rule.threshold,
+            observed=gains,
+            summary=f"{gains} points within {period // 60} minutes (threshold {review_rule.threshold:g}): "
+            "under review, new actions held",
+            evidence={
+                "period_seconds": period,
+                "actions": recent[-100:],
+                "action_ids": [a["action_id"] for a in recent],
+            },
+        )
+        decision_record(
+            rule="manual_review",
+            mode=review_rule.mode,
+            outcome=Decision.FLAGGED,
+            user_id=user_id,
+            action_id=action_id,
+            client_ip=client_ip,
+            threshold=review_rule.threshold,
+            observed=gains,
+            evidence={"period_seconds": period, "gains": gains},
+            flag=flag,
+        )
+        if review_rule.mode == ENFORCE:
+            review_open(user_id=user_id, reason=flag.summary, flag=flag)
+
+
+def _recent_actions(*, user_id: int, seconds: int) -> list[dict]:
+    from scores.models import ScoreHistory
+
+    since = timezone.now() - timedelta(seconds=seconds)
+    rows = ScoreHistory.objects.filter(user_id=user_id, created_at__gte=since, voided_at__isnull=True)
+    return [
+        {"action_id": action_id, "type": kind, "points": points, "at": at.isoformat(), "ip": ip}
+        for action_id, kind, points, at, ip in rows.order_by("created_at").values_list(
+            "action_id", "action_type", "points", "created_at", "client_ip"
+        )[:1000]
+    ]
+
+
+# --- reviews and held actions ---------------------------------------------------------------
+
+
+def review_key(user_id: int) -> str:
+    return f"review:{user_id}"
+
+
+def review_open(*, user_id: int, reason: str, flag: Flag | None = None, by=None) -> Review:
+    """Put a player under review (once): from now on their actions are held."""
+    from django.db import IntegrityError
+
+    try:
+        with transaction.atomic():
+            review = Review.objects.create(user_id=user_id, reason=reason[:300], flag=flag)
+            audit_record(
+                actor=by,
+                action="review.open",
+                target=f"user:{user_id}",
+                after={"review_id": review.pk, "reason": reason},
+            )
+    except IntegrityError:
+        return Review.objects.get(user_id=user_id, closed_at__isnull=True)
+    transaction.on_commit(lambda: _review_mark(user_id, True))
+    return review
+
+
+def review_close(*, review: Review, by=None, release: bool) -> int:
+    """End a review; the player's held actions are released (counted) or rejected.
+
+    Returns how many held actions were decided. Call outside a transaction: released actions
+    are credited through the score service, which commits on its own.
+    """
+    updated = Review.objects.filter(pk=review.pk, closed_at__isnull=True).update(
+        closed_at=timezone.now(), closed_by=by
+    )
+    if not updated:
+        return 0
+    audit_record(
+        actor=by,
+        action="review.close",
+        target=f"user:{review.user_id}",
+        before={"review_id": review.pk, "open": True},
+        after={"review_id": review.pk, "open": False, "held_actions": "released" if release else "rejected"},
+    )
+    _review_mark(review.user_id, False)
+    decided = 0
+    for held in HeldAction.objects.filter(user_id=review.user_id, status=HeldAction.HELD):
+        decided += held_release(held=held, by=by) if release else held_reject(held=held, by=by)
+    return decided
+
+
+def _review_mark(user_id: int, under_review: bool) -> None:
+    """Tell the admission script (Redis) and this process whether the player is reviewed."""
+    from scoreboard_project.redis import redis_client
+
+    client = redis_client()
+    if client is not None:
+        try:
+            if under_review:
+                client.set(review_key(user_id), "1")
+            else:
+                client.delete(review_key(user_id))
+        except RedisError:
+            logger.error("redis unreachable; review of user %s synced by reviews_sync later", user_id)
+    local_limits.review_set(user_id, under_review)
+
+
+def reviews_sync() -> int:
+    """Re-mark every open review in Redis (after Redis lost its data); returns the count."""
+    from antifraud.selectors import reviewed_player_ids
+
+    players = reviewed_player_ids()
+    for user_id in players:
+        _review_mark(user_id, True)
+    return len(players)
+
+
+def held_record(*, user_id: int, action) -> tuple[HeldAction | None, bool]:
+    """Hold an action of a player under review; (None, False) if it was credited already.
+
+    Returns the held action (the existing one for a repeat) and whether it is new.
+    """
+    from django.db import IntegrityError
+
+    from scores.models import ScoreHistory
+
+    if ScoreHistory.objects.filter(action_id=action.action_id).exists():
+        return None, False
+    review = Review.objects.filter(user_id=user_id, closed_at__isnull=True).first()
+    try:
+        with transaction.atomic():
+            held = HeldAction.objects.create(
+                user_id=user_id,
+                action_id=action.action_id,
+                action_type=action.action_type,
+                points=action.points,
+                request_hash=action.digest(),
+                client_timestamp=action.client_timestamp,
+                signature=action.signature or "",
+                client_ip=action.client_ip,
+            )
+            decision_record(
+                rule="manual_review",
+                mode=ENFORCE,
+                outcome=Decision.HELD,
+                user_id=user_id,
+                action_id=action.action_id,
+                client_ip=action.client_ip,
+                evidence={"review_id": review.pk if review else None, "points": action.points},
+                flag=review.flag if review else None,
+            )
+    except IntegrityError:
+        return HeldAction.objects.get(action_id=action.action_id), False
+    return held, True
+
+
+def held_action_of(held: HeldAction):
+    """The submitted action, rebuilt exactly (its digest is the one the client's replays carry)."""
+    from scores.validation import ScoreAction
+
+    return ScoreAction(
+        action_id=held.action_id,
+        action_type=held.action_type,
+        points=held.points,
+        client_timestamp=held.client_timestamp,
+        signature=held.signature or None,
+        client_ip=held.client_ip,
+    )
+
+
+def held_release(*, held: HeldAction, by=None) -> int:
+    """Count a held action: it is credited through the score service like any other."""
+    from scores.services import score_credit_sync
+
+    claimed = HeldAction.objects.filter(pk=held.pk, status=HeldAction.HELD).update(
+        status=HeldAction.RELEASED, decided_at=timezone.now(), decided_by=by
+    )
+    if not claimed:
+        return 0
+    try:
+        score_credit_sync(user_id=held.user_id, action=held_action_of(held))
+    except Exception:
+        HeldAction.objects.filter(pk=held.pk).update(status=HeldAction.HELD, decided_at=None, decided_by=None)
+        raise
+    _held_verdict(held, by=by, verdict=Decision.OVERTURNED, action="held.release")
+    return 1
+
+
+def held_reject(*, held: HeldAction, by=None) -> int:
+    """Refuse a held action for good: it never counts."""
+    claimed = HeldAction.objects.filter(pk=held.pk, status=HeldAction.HELD).update(
+        status=HeldAction.REJECTED, decided_at=timezone.now(), decided_by=by
+    )
+    if not claimed:
+        return 0
+    _held_verdict(held, by=by, verdict=Decision.UPHELD, action="held.reject")
+    return 1
+
+
+def _held_verdict(held: HeldAction, *, by, verdict: str, action: str) -> None:
+    Decision.objects.filter(action_id=held.action_id, outcome=Decision.HELD, verdict="").update(
+        verdict=verdict, verdict_by=by, verdict_at=timezone.now()
+    )
+    audit_record(
+        actor=by,
+        action=action,
+        target=f"action:{held.action_id}",
+        before={"status": HeldAction.HELD, "user_id": held.user_id, "points": held.points},
+        after={"status": HeldAction.RELEASED if verdict == Decision.OVERTURNED else HeldAction.REJECTED},
+    )
+
+
+# --- moderation of flags ---------------------------------------------------------------------
+
+
+def flag_dismiss(*, flag: Flag, by=None, note: str = "") -> bool:
+    """A false positive: the flag is closed, its decisions overturned; a review it opened is
+    closed and the player's held actions released."""
+    before = _flag_state(flag)
+    if not Flag.objects.filter(pk=flag.pk, status__in=[Flag.OPEN, Flag.SHADOW]).update(
+        status=Flag.DISMISSED, resolved_at=timezone.now(), resolved_by=by, verdict_note=note[:500]
+    ):
+        return False
+    flag.refresh_from_db()
+    flag.decisions.filter(verdict="").update(
+        verdict=Decision.OVERTURNED, verdict_by=by, verdict_at=timezone.now()
+    )
+    audit_record(
+        actor=by, action="flag.dismiss", target=f"flag:{flag.pk}", before=before, after=_flag_state(flag)
+    )
+    review = Review.objects.filter(flag=flag, closed_at__isnull=True).first()
+    if review is not None:
+        review_close(review=review, by=by, release=True)
+    return True
+
+
+def flag_confirm(*, flag: Flag, by=None, note: str = "", revert: bool = True) -> int:
+    """Confirmed fraud: the flag is closed, its decisions upheld; with `revert`, the points of
+    the actions in its evidence are voided and the totals, the board and open scoreboards
+    corrected; the player's held actions are rejected and their review closed.
+
+    Returns the points reverted.
+    """
+    from scores.services import score_revert
+
+    before = _flag_state(flag)
+    if not Flag.objects.filter(pk=flag.pk, status__in=[Flag.OPEN, Flag.SHADOW]).update(
+        status=Flag.CONFIRMED, resolved_at=timezone.now(), resolved_by=by, verdict_note=note[:500]
+    ):
+        return 0
+    flag.refresh_from_db()
+    flag.decisions.filter(verdict="").update(
+        verdict=Decision.UPHELD, verdict_by=by, verdict_at=timezone.now()
+    )
+    audit_record(
+        actor=by, action="flag.confirm", target=f"flag:{flag.pk}", before=before, after=_flag_state(flag)
+    )
+    reverted = 0
+    action_ids = flag.evidence.get("action_ids") or []
+    if revert and flag.user_id and action_ids:
+        reverted = score_revert(user_id=flag.user_id, action_ids=action_ids, by=by, reason=f"flag {flag.pk}")
+    if flag.user_id:
+        review = Review.objects.filter(user_id=flag.user_id, closed_at__isnull=True).first()
+        if review is not None:
+            review_close(review=review, by=by, release=False)
+    return reverted
+
+
+def rule_mode_set(*, code: str, mode: str, threshold: float | None = None, by=None):
+    """Switch a rule (off, shadow, enforce) and optionally override its threshold."""
+    from antifraud.models import Rule
+    from antifraud.rules import RULES, rules_forget
+
+    if code not in RULES or mode not in (OFF, "shadow", ENFORCE):
+        raise ValueError(f"unknown rule or mode: {code} {mode}")
+    rule, _ = Rule.objects.get_or_create(code=code, defaults={"description": RULES[code].description})
+    before = {"mode": rule.mode, "threshold": rule.threshold}
+    rule.mode, rule.threshold = mode, threshold
+    rule.save()
+    audit_record(
+        actor=by,
+        action="rule.set",
+        target=f"rule:{code}",
+        before=before,
+        after={"mode": mode, "threshold": threshold},
+    )
+    rules_forget()
+    return rule

@@ -170,6 +170,8 @@ CLIENT_TIMESTAMP_MAX_SKEW = env.int("CLIENT_TIMESTAMP_MAX_SKEW", 30, minimum=0)
 CLIENT_TIMESTAMP_MAX_AGE = env.int("CLIENT_TIMESTAMP_MAX_AGE", 300, minimum=1)
 SUSPICIOUS_VELOCITY_THRESHOLD = env.int("SUSPICIOUS_VELOCITY_THRESHOLD", 100, minimum=1)
 MANUAL_REVIEW_THRESHOLD = env.int("MANUAL_REVIEW_THRESHOLD", 10000, minimum=1)
+# The period over which MANUAL_REVIEW_THRESHOLD counts a player's gains (seconds).
+MANUAL_REVIEW_PERIOD = env.int("MANUAL_REVIEW_PERIOD", 3600, minimum=60)
 WS_CONNECTION_LIMIT = env.int("WS_CONNECTION_LIMIT", 1000, minimum=1)
 WS_HEARTBEAT_INTERVAL = env.int("WS_HEARTBEAT_INTERVAL", 30, minimum=1)
 WS_ALLOW_ANONYMOUS = env.bool("WS_ALLOW_ANONYMOUS", False)
@@ -278,6 +280,24 @@ PENALTY_VIOLATIONS = env.int("PENALTY_VIOLATIONS", 3, minimum=1)
 PENALTY_PERIOD = env.int("PENALTY_PERIOD", 600, minimum=1)
 PENALTY_STEPS = [int(step) for step in env.list("PENALTY_STEPS", ["60", "300", "1800", "86400"])]
 PENALTY_MEMORY = env.int("PENALTY_MEMORY", 7 * 24 * 3600, minimum=1)
+
+# Anti-fraud rules (antifraud/rules.py): their modes are switched in the admin and cached in
+# each process for RULES_CACHE_SECONDS. The pattern analysis (antifraud/patterns.py) runs
+# every PATTERN_ANALYSIS_INTERVAL seconds over the last PATTERN_WINDOW seconds of history.
+RULES_CACHE_SECONDS = env.int("RULES_CACHE_SECONDS", 5, minimum=0)
+PATTERN_ANALYSIS_INTERVAL = env.int("PATTERN_ANALYSIS_INTERVAL", 300, minimum=10)
+PATTERN_WINDOW = env.int("PATTERN_WINDOW", 3600, minimum=60)
+PATTERN_MIN_ACTIONS = env.int("PATTERN_MIN_ACTIONS", 10, minimum=3)
+PATTERN_TIMING_MAX_CV = env.float("PATTERN_TIMING_MAX_CV", 0.1)
+PATTERN_SEQUENCE_LENGTH = env.int("PATTERN_SEQUENCE_LENGTH", 8, minimum=3)
+PATTERN_EDGE_WINDOWS = env.int("PATTERN_EDGE_WINDOWS", 3, minimum=1)
+PATTERN_IP_ACCOUNTS = env.int("PATTERN_IP_ACCOUNTS", 5, minimum=2)
+
 CELERY_BEAT_SCHEDULE = {
     "restore-players-after-bans": {"task": "antifraud.tasks.bans_restore", "schedule": 30.0},
+    "sync-reviews-to-redis": {"task": "antifraud.tasks.reviews_sync", "schedule": 60.0},
+    "analyse-patterns": {
+        "task": "antifraud.tasks.analyse_patterns",
+        "schedule": float(PATTERN_ANALYSIS_INTERVAL),
+    },
 }

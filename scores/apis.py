@@ -4,13 +4,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.tokens import BATCH_SCOPE
-from antifraud.ratelimits import admit_score_request
 from scoreboard_project import aio
 from scoreboard_project.clientip import ip_or_none, request_client_address
 from scoreboard_project.errors import Forbidden
 from scoreboard_project.fields import ErrorOutput
 from scores.serializers import BatchInput, BatchOutput, ScoreSubmitInput, ScoreSubmitOutput
-from scores.services import score_submit_batch, score_submit_sync
+from scores.services import score_submit_batch, score_submit_request
 from scores.validation import action_parse, batch_parse
 
 ERRORS = {code: OpenApiResponse(ErrorOutput) for code in (400, 401, 403, 409, 413, 429, 503)}
@@ -41,13 +40,12 @@ class ScoreSubmitApi(APIView):
         ],
     )
     def post(self, request):
-        # DRF's authentication checked the session; count the update against the limits.
-        admission = aio.run(
-            admit_score_request(user_id=request.user.id, sid=request.user.sid, session_checked=True)
-        )
-        outcome = score_submit_sync(
-            user_id=request.user.id,
-            action=action_parse(request.data, client_ip=ip_or_none(request_client_address(request))),
+        # DRF's authentication checked the session.
+        action = action_parse(request.data, client_ip=ip_or_none(request_client_address(request)))
+        outcome, admission = aio.run(
+            score_submit_request(
+                user_id=request.user.id, sid=request.user.sid, action=action, session_checked=True
+            )
         )
         headers = admission.headers()
         if outcome.replayed:

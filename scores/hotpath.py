@@ -6,10 +6,9 @@ from django.conf import settings
 
 from accounts.authentication import bearer_token, user_from_bearer_async
 from accounts.tokens import BATCH_SCOPE, access_token_verify
-from antifraud.ratelimits import admit_score_request
 from scoreboard_project.errors import Forbidden, Unauthorized
 from scoreboard_project.hotpath import HotRequest, HotResponse, json_response
-from scores.services import score_submit, score_submit_batch
+from scores.services import score_submit_batch, score_submit_request
 from scores.validation import action_parse, batch_parse
 
 REPLAYED = ((b"idempotent-replayed", b"true"),)
@@ -20,9 +19,8 @@ async def score_submit_endpoint(request: HotRequest) -> HotResponse:
     if not header:
         raise Unauthorized("A Bearer token is required.")
     claims = access_token_verify(bearer_token(header))
-    admission = await admit_score_request(user_id=claims.user_id, sid=claims.sid)
     action = action_parse(request.json(), client_ip=request.client_ip())
-    outcome = await score_submit(user_id=claims.user_id, action=action)
+    outcome, admission = await score_submit_request(user_id=claims.user_id, sid=claims.sid, action=action)
     headers = tuple((name.lower().encode(), value.encode()) for name, value in admission.headers().items())
     return json_response(outcome.status, outcome.body, headers + (REPLAYED if outcome.replayed else ()))
 

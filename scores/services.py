@@ -16,6 +16,9 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
+from antifraud.ratelimits import Admission, admit_score_request
+from antifraud.rules import ENFORCE, rule_states_async
+from antifraud.services import alerts_after_credit, held_record
 from leaderboard.ranking import idempotency_key
 from leaderboard.selectors import user_rank
 from leaderboard.services import Record, leaderboard_record
@@ -35,6 +38,7 @@ from scores.validation import (
 logger = logging.getLogger("scoreboard.scores")
 
 ACCEPTED = 200
+HELD = 202
 # A duplicate that lost the race to an in-flight original waits this long for its answer.
 REPLAY_WAITS = (0.0, 0.005, 0.01, 0.02, 0.05)
 
@@ -62,9 +66,61 @@ def action_check(action: ScoreAction, *, rule: ActionRule | None, user_id: int) 
     action_check_signature(action, rule=rule, user_id=user_id)
 
 
-async def score_submit(*, user_id: int, action: ScoreAction) -> ScoreOutcome:
-    """Apply one scored action: check it, credit it exactly once, rank the player."""
+async def score_submit_request(
+    *, user_id: int, sid: str, action: ScoreAction, session_checked: bool = False
+) -> tuple[ScoreOutcome, Admission]:
+    """POST /api/scores after the token, for every door: check the action, admit it (address,
+    session, bans, rate limits, review state: one Redis round trip), then credit it, or hold
+    it when the player is under review; the gains rules judge it after the credit."""
     action_check(action, rule=(await action_rules_async()).get(action.action_type), user_id=user_id)
+    admission = await admit_score_request(
+        user_id=user_id,
+        sid=sid,
+        action_id=action.action_id,
+        points=action.points,
+        client_ip=action.client_ip,
+        session_checked=session_checked,
+    )
+    states = await rule_states_async()
+    if admission.under_review and states["manual_review"].mode == ENFORCE:
+        held = await _hold(user_id=user_id, action=action)
+        if held is not None:
+            return held, admission
+    outcome = await score_submit(user_id=user_id, action=action, checked=True)
+    crossed = admission.velocity > states["velocity"].threshold or (
+        admission.gains > states["manual_review"].threshold and not admission.under_review
+    )
+    if crossed and not outcome.replayed:
+        await aio.db_call(alerts_after_credit)(
+            user_id=user_id,
+            action_id=action.action_id,
+            client_ip=action.client_ip,
+            velocity=admission.velocity,
+            gains=admission.gains,
+            under_review=admission.under_review,
+            states=states,
+        )
+    return outcome, admission
+
+
+async def _hold(*, user_id: int, action: ScoreAction) -> ScoreOutcome | None:
+    """Hold the action of a player under review (202); None if it was credited already."""
+    held, created = await aio.db_call(held_record)(user_id=user_id, action=action)
+    if held is None:
+        return None
+    if (held.user_id, held.request_hash) != (user_id, action.digest()):
+        raise DuplicateAction()
+    score = await aio.db_call(score_of)(user_id=user_id)
+    total = score.total_score if score else 0
+    body = _body(user_id=user_id, new_score=total, rank=await user_rank(total=total, user_id=user_id))
+    return ScoreOutcome(HELD, {**body, "status": "pending_review"}, replayed=not created)
+
+
+async def score_submit(*, user_id: int, action: ScoreAction, checked: bool = False) -> ScoreOutcome:
+    """Apply one scored action: check it (unless the caller did), credit it exactly once,
+    rank the player."""
+    if not checked:
+        action_check(action, rule=(await action_rules_async()).get(action.action_type), user_id=user_id)
     credit = await ledger_credit_async(user_id=user_id, action=action)
     (outcome,) = await _settle([(user_id, action, credit)])
     if isinstance(outcome, Exception):
@@ -215,3 +271,56 @@ def score_submit_sync(*, user_id: int, action: ScoreAction) -> ScoreOutcome:
     if connection.in_atomic_block:
         raise RuntimeError("score_submit_sync must be called outside a transaction")
     return aio.run(score_submit(user_id=user_id, action=action))
+
+
+def score_credit_sync(*, user_id: int, action: ScoreAction) -> ScoreOutcome:
+    """Credit an action that was already judged (a moderator released it): no checks."""
+    if connection.in_atomic_block:
+        raise RuntimeError("score_credit_sync must be called outside a transaction")
+
+    async def credit() -> ScoreOutcome:
+        result = await ledger_credit_async(user_id=user_id, action=action)
+        (outcome,) = await _settle([(user_id, action, result)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    return aio.run(credit())
+
+
+def score_revert(*, user_id: int, action_ids: list[str], by=None, reason: str = "") -> int:
+    """Void credited actions confirmed as fraud and take their points off the total, then
+    correct the board. Returns the points taken off (0 if they were voided already).
+
+    The total is decreased by the voided points in the same transaction as the voiding, with
+    the score row locked first, so a credit committing meanwhile is neither lost nor undone.
+    """
+    from django.db import transaction
+    from django.db.models import Sum
+
+    from antifraud.services import audit_record
+    from leaderboard.services import leaderboard_user_sync
+    from scores.models import Score, ScoreHistory
+
+    with transaction.atomic():
+        score = Score.objects.select_for_update().filter(user_id=user_id).first()
+        if score is None:
+            return 0
+        rows = ScoreHistory.objects.filter(user_id=user_id, action_id__in=action_ids, voided_at__isnull=True)
+        voided_ids = list(rows.values_list("id", flat=True))
+        points = ScoreHistory.objects.filter(id__in=voided_ids).aggregate(total=Sum("points"))["total"] or 0
+        if not voided_ids:
+            return 0
+        ScoreHistory.objects.filter(id__in=voided_ids).update(voided_at=timezone.now(), voided_by=by)
+        before = score.total_score
+        Score.objects.filter(pk=score.pk).update(total_score=before - points, updated_at=timezone.now())
+        audit_record(
+            actor=by,
+            action="score.revert",
+            target=f"user:{user_id}",
+            before={"total_score": before},
+            after={"total_score": before - points, "voided_actions": len(voided_ids), "reason": reason},
+        )
+        transaction.on_commit(lambda: leaderboard_user_sync(user_id=user_id))
+    logger.warning("score reverted: user=%s points=%s actions=%s by=%s", user_id, points, len(voided_ids), by)
+    return points

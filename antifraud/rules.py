@@ -1,0 +1,138 @@
+"""The anti-fraud rules, their modes and thresholds.
+
+Each rule is switched in the admin (model `Rule`): `off`, `shadow` (evaluate and record what
+it would have done, change nothing) or `enforce`. Thresholds come from the settings unless a
+rule's row overrides them. Every process keeps a copy of the switches for
+RULES_CACHE_SECONDS, so the hot path reads them without a query.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+OFF, SHADOW, ENFORCE = "off", "shadow", "enforce"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    code: str
+    description: str
+    threshold_setting: str  # the setting that gives the default threshold
+
+
+# Hot-path rules first (evaluated per request, inside the admission round trip), then the
+# pattern rules of the periodic analysis (antifraud/patterns.py).
+RULES = {
+    spec.code: spec
+    for spec in (
+        RuleSpec(
+            "ip_blocklist",
+            "Refuse score updates from blocked addresses (403 FORBIDDEN).",
+            "",
+        ),
+        RuleSpec(
+            "penalties",
+            "Ban a player for the next step of PENALTY_STEPS after PENALTY_VIOLATIONS rate-limit "
+            "refusals within PENALTY_PERIOD. Threshold: the number of violations.",
+            "PENALTY_VIOLATIONS",
+        ),
+        RuleSpec(
+            "velocity",
+            "Flag a player whose credited points in the last minute exceed the threshold.",
+            "SUSPICIOUS_VELOCITY_THRESHOLD",
+        ),
+        RuleSpec(
+            "manual_review",
+            "Put a player under review when their gains within MANUAL_REVIEW_PERIOD exceed the "
+            "threshold: further actions are held (202 pending_review) until a moderator decides.",
+            "MANUAL_REVIEW_THRESHOLD",
+        ),
+        RuleSpec(
+            "scripted_timing",
+            "Flag a player whose intervals between actions are too regular: coefficient of "
+            "variation below the threshold over at least PATTERN_MIN_ACTIONS actions.",
+            "PATTERN_TIMING_MAX_CV",
+        ),
+        RuleSpec(
+            "identical_sequences",
+            "Flag accounts that submit the same sequence of actions (type and points), at least "
+            "the threshold number of actions long.",
+            "PATTERN_SEQUENCE_LENGTH",
+        ),
+        RuleSpec(
+            "rate_limit_edge",
+            "Flag a player who fills their rate-limit window to the edge in at least the "
+            "threshold number of distinct windows (a bot pacing itself on the limit).",
+            "PATTERN_EDGE_WINDOWS",
+        ),
+        RuleSpec(
+            "ip_farm",
+            "Flag the accounts behind one address when at least the threshold number of "
+            "accounts scored from it within the analysis period.",
+            "PATTERN_IP_ACCOUNTS",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleState:
+    code: str
+    mode: str
+    override: float | None = None  # the admin's threshold; None: the setting's
+
+    @property
+    def active(self) -> bool:
+        return self.mode != OFF
+
+    @property
+    def threshold(self) -> float:
+        if self.override is not None:
+            return self.override
+        setting = RULES[self.code].threshold_setting
+        return float(getattr(settings, setting)) if setting else 0.0
+
+
+_lock = threading.Lock()
+_states: tuple[float, dict[str, RuleState]] = (0.0, {})
+
+
+def rule_states() -> dict[str, RuleState]:
+    """Every rule's mode and threshold; re-read at most every RULES_CACHE_SECONDS."""
+    global _states
+    loaded_at, states = _states
+    if states and time.monotonic() - loaded_at < settings.RULES_CACHE_SECONDS:
+        return states
+    from antifraud.models import Rule
+
+    rows = {row.code: row for row in Rule.objects.all()}
+    fresh = {}
+    for code in RULES:
+        row = rows.get(code)
+        fresh[code] = RuleState(code, row.mode if row else ENFORCE, row.threshold if row else None)
+    with _lock:
+        _states = (time.monotonic(), fresh)
+    return fresh
+
+
+async def rule_states_async() -> dict[str, RuleState]:
+    loaded_at, states = _states
+    if states and time.monotonic() - loaded_at < settings.RULES_CACHE_SECONDS:
+        return states
+    from scoreboard_project import aio
+
+    return await aio.db_call(rule_states)()
+
+
+def rule_state(code: str) -> RuleState:
+    return rule_states()[code]
+
+
+def rules_forget() -> None:
+    """Drop this process's copy (an admin edit); other processes see it within the TTL."""
+    global _states
+    _states = (0.0, {})
