@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 
@@ -140,6 +140,12 @@ def api_error_from(exc: Exception) -> ApiError | None:
         return ApiError(str(exc.detail))
     if isinstance(exc, Http404):
         return NotFound()
+    if isinstance(exc, PermissionDenied):
+        return Forbidden()
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge()
+    if isinstance(exc, SuspiciousOperation):
+        return InvalidAction("The request is invalid.")
     return None
 
 

@@ -1,7 +1,6 @@
 import logging
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 
 from scoreboard_project.errors import (
     ApiError,
@@ -11,6 +10,7 @@ from scoreboard_project.errors import (
     NotFound,
     PayloadTooLarge,
     ServerError,
+    api_error_from,
     error_response,
 )
 
@@ -39,8 +39,9 @@ class JsonErrorMiddleware:
         return response
 
     def process_exception(self, request, exception):
-        if isinstance(exception, RequestDataTooBig):
-            return error_response(PayloadTooLarge())
+        error = api_error_from(exception)  # Django's own: 403, 404, 413, 400
+        if error is not None:
+            return error_response(error)
         logger.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(ServerError())
 
