@@ -17,6 +17,7 @@ from antifraud.rules import rules_forget
 from leaderboard.board import local_board_invalidate
 from leaderboard.events import hubs
 from scoreboard_project import aio
+from scoreboard_project.asgiclient import AsgiResponse, asgi_call
 from scoreboard_project.redis import redis_client
 from scores.selectors import action_rules_forget
 
@@ -206,69 +207,11 @@ def redis_log(monkeypatch):
     return lambda: RedisLog(monkeypatch)
 
 
-class AsgiResponse:
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes):
-        self.status_code = status
-        self.headers = {name.decode().lower(): value.decode() for name, value in headers}
-        self.content = body
-
-    def json(self):
-        import json
-
-        return json.loads(self.content)
-
-    def __getitem__(self, name: str) -> str:
-        return self.headers[name.lower()]
-
-    def __contains__(self, name: str) -> bool:
-        return name.lower() in self.headers
-
-
 def asgi_request(
     method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
 ) -> AsgiResponse:
     """Send one request through the production ASGI application (hot door included)."""
-    import asyncio
-
-    from scoreboard_project.asgi import application
-
-    header_list = [(b"host", b"127.0.0.1"), (b"content-length", str(len(body)).encode())]
-    header_list += [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": header_list,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
-
-    async def call():
-        inbox = [{"type": "http.request", "body": body, "more_body": False}]
-        sent = []
-
-        async def receive():
-            if inbox:
-                return inbox.pop(0)
-            await asyncio.Event().wait()  # the client stays connected
-
-        async def send(message):
-            sent.append(message)
-
-        await application(scope, receive, send)
-        start = next(message for message in sent if message["type"] == "http.response.start")
-        content = b"".join(
-            message.get("body", b"") for message in sent if message["type"] == "http.response.body"
-        )
-        return AsgiResponse(start["status"], start["headers"], content)
-
-    return aio.run(call())
+    return aio.run(asgi_call(method, path, body, headers))
 
 
 @pytest.fixture

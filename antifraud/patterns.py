@@ -53,14 +53,17 @@ class Finding:
     action_ids: list[str] = field(default_factory=list)
 
 
-def history_by_player(*, since: datetime, until: datetime) -> dict[int, list[Action]]:
+def history_by_player(
+    *, since: datetime, until: datetime, user_ids: list[int] | None = None
+) -> dict[int, list[Action]]:
     from scores.models import ScoreHistory
 
     players: dict[int, list[Action]] = defaultdict(list)
-    rows = (
-        ScoreHistory.objects.filter(created_at__gte=since, created_at__lt=until, voided_at__isnull=True)
-        .order_by("user_id", "created_at", "id")
-        .values_list("user_id", "action_id", "action_type", "points", "created_at", "client_ip")
+    rows = ScoreHistory.objects.filter(created_at__gte=since, created_at__lt=until, voided_at__isnull=True)
+    if user_ids is not None:
+        rows = rows.filter(user_id__in=user_ids)
+    rows = rows.order_by("user_id", "created_at", "id").values_list(
+        "user_id", "action_id", "action_type", "points", "created_at", "client_ip"
     )
     for user_id, action_id, action_type, points, at, ip in rows.iterator(chunk_size=5000):
         players[user_id].append(Action(action_id, action_type, points, at, ip))
@@ -199,15 +202,18 @@ def ip_farm(players: dict[int, list[Action]], *, min_accounts: int) -> list[Find
     ]
 
 
-def analyse(*, window: int | None = None, now: datetime | None = None) -> dict[str, int]:
-    """Run every active pattern rule over the last `window` seconds; return new flags per rule."""
+def analyse(
+    *, window: int | None = None, now: datetime | None = None, user_ids: list[int] | None = None
+) -> dict[str, int]:
+    """Run every active pattern rule over the last `window` seconds (of `user_ids` only, if
+    given); return the new flags per rule."""
     from antifraud.services import decision_record, flag_raise
 
     window = window or settings.PATTERN_WINDOW
     until = now or timezone.now()
     since = until - timedelta(seconds=window)
     states = rule_states()
-    players = history_by_player(since=since, until=until)
+    players = history_by_player(since=since, until=until, user_ids=user_ids)
     findings: list[Finding] = []
     if states["scripted_timing"].active:
         findings += scripted_timing(

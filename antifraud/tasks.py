@@ -16,7 +16,8 @@ def reviews_sync() -> int:
 
 
 @shared_task(name="antifraud.tasks.analyse_patterns")
-def analyse_patterns(window: int | None = None) -> dict[str, int]:
-    """The pattern rules over the last `window` seconds (celery beat, every
-    PATTERN_ANALYSIS_INTERVAL); safe to run twice. Returns the new flags per rule."""
-    return patterns.analyse(window=window)
+def analyse_patterns(window: int | None = None, user_ids: list[int] | None = None) -> dict[str, int]:
+    """The pattern rules over the last `window` seconds, for every player or the given ids
+    (celery beat, every PATTERN_ANALYSIS_INTERVAL); safe to run twice. Returns the new flags
+    per rule."""
+    return patterns.analyse(window=window, user_ids=user_ids)
