@@ -21,7 +21,7 @@ from weakref import WeakKeyDictionary
 
 from django.conf import settings
 
-from scoreboard_project import aio
+from scoreboard_project import aio, metrics
 from scoreboard_project.errors import AccountSuspended, ApiError, RateLimited, Unauthorized
 from scoreboard_project.redis import RedisError
 
@@ -275,8 +275,13 @@ async def admit_score_request(*, user_id: int, sid: str, session_checked: bool =
         admission = local_limits.admit(user_id)
     refusal = admission.refusal()
     if refusal is not None:
+        metrics.rate_limit_refused(admission.verdict)
         logger.warning(
-            "rate limit: user=%s verdict=%s retry_ms=%s", user_id, admission.verdict, admission.retry_ms
+            "rate limit: user=%s verdict=%s retry_ms=%s",
+            user_id,
+            admission.verdict,
+            admission.retry_ms,
+            extra={"event": "rate_limited", "user_id": user_id, "verdict": admission.verdict},
         )
         if admission.verdict == "banned":
             from antifraud.services import ban_record_automatic
