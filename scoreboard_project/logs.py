@@ -71,6 +71,7 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "asctime",
     "request_id",
     "taskName",
+    "color_message",  # uvicorn's copy of the message with terminal colours
 }
 
 

@@ -276,9 +276,12 @@ METRICS_TOKEN = env.str("METRICS_TOKEN")
 # directory, so that a scrape of any of them reports all. Empty: in memory (one process).
 # The directory must be emptied before the server starts (README, "Operating").
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR")
+# prometheus_client reads it from the process environment, not from settings, and takes a
+# variable that is present but empty for a directory (the working directory).
 if PROMETHEUS_MULTIPROC_DIR:
-    # prometheus_client reads it from the process environment, not from settings.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+else:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 # The async hot path (POST /api/scores, GET /api/scoreboard): per-process pools and batching.
 DB_POOL_SIZE = env.int("DB_POOL_SIZE", 12, minimum=2)
