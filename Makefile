@@ -9,6 +9,13 @@ DEMO_USERS ?= 50
 # `make run SERVER=daphne`. WEB_WORKERS > 1 needs PostgreSQL and Redis.
 SERVER ?= uvicorn
 WEB_WORKERS ?= 1
+# Log lines as text in the terminal of `make run`/`make serve`; the Dockerfile's server logs JSON.
+LOG_FORMAT ?= text
+# Several workers write their metrics to files here (emptied at each start) so that a scrape
+# of /metrics reports all of them; one worker keeps them in memory.
+PROMETHEUS_MULTIPROC_DIR ?= $(if $(filter-out 1,$(WEB_WORKERS)),var/prometheus,)
+START_SERVER = $(if $(PROMETHEUS_MULTIPROC_DIR),mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && rm -f $(PROMETHEUS_MULTIPROC_DIR)/*.db &&) \
+	LOG_FORMAT=$(LOG_FORMAT) $(if $(PROMETHEUS_MULTIPROC_DIR),PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR)) $(SERVE_$(SERVER))
 
 .PHONY: run test bench bench-ws install install-dev lint migrate seed serve worker beat clean
 
@@ -44,11 +51,11 @@ SERVE_uvicorn = $(VENV)/bin/uvicorn scoreboard_project.asgi:application --host $
 SERVE_daphne = $(VENV)/bin/daphne -b $(HOST) -p $(PORT) scoreboard_project.asgi:application
 
 serve: install .env.local var
-	$(SERVE_$(SERVER))
+	$(START_SERVER)
 
 run: seed
-	@echo "Serving on http://$(HOST):$(PORT)/  (API /api/, docs /api/docs/, admin /admin/)"
-	$(SERVE_$(SERVER))
+	@echo "Serving on http://$(HOST):$(PORT)/  (API /api/, docs /api/docs/, admin /admin/, metrics /metrics)"
+	$(START_SERVER)
 
 # The benchmark of the hot path on local PostgreSQL and Redis (README, "Hot path").
 bench: install-dev

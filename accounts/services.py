@@ -66,10 +66,18 @@ def user_authenticate(*, username: str, password: str) -> User:
     user = User.objects.filter(username__iexact=username).first()
     if user is None:
         _DUMMY_USER.set_password(password)  # equalise timing with the found-user path
-        logger.info("login failed: unknown username %r", username)
+        logger.info(
+            "login failed: unknown username %r",
+            username,
+            extra={"event": "login_failed", "reason": "unknown_username", "username": username[:50]},
+        )
         raise Unauthorized("Invalid username or password.")
     if not user.check_password(password):
-        logger.info("login failed: wrong password for user %s", user.id)
+        logger.info(
+            "login failed: wrong password for user %s",
+            user.id,
+            extra={"event": "login_failed", "reason": "wrong_password", "user_id": user.id},
+        )
         raise Unauthorized("Invalid username or password.")
     if not user.is_active:
         raise Forbidden("This account is inactive.")

@@ -22,7 +22,7 @@ from weakref import WeakKeyDictionary
 from django.conf import settings
 
 from antifraud.rules import ENFORCE, OFF, rule_states_async
-from scoreboard_project import aio
+from scoreboard_project import aio, metrics
 from scoreboard_project.errors import AccountSuspended, ApiError, RateLimited, Unauthorized
 from scoreboard_project.redis import RedisError
 
@@ -432,8 +432,13 @@ async def admit_score_request(
         )
     refusal = admission.refusal()
     if refusal is not None:
+        metrics.rate_limit_refused(admission.verdict)
         logger.warning(
-            "rate limit: user=%s verdict=%s retry_ms=%s", user_id, admission.verdict, admission.retry_ms
+            "rate limit: user=%s verdict=%s retry_ms=%s",
+            user_id,
+            admission.verdict,
+            admission.retry_ms,
+            extra={"event": "rate_limited", "user_id": user_id, "verdict": admission.verdict},
         )
         if admission.verdict == "banned":
             from antifraud.services import ban_record_automatic

@@ -15,6 +15,7 @@ from django.utils import timezone
 from antifraud.models import AuditEntry, Ban, Decision, Flag, HeldAction, Review
 from antifraud.ratelimits import local_limits
 from antifraud.rules import ENFORCE, OFF, RuleState
+from scoreboard_project import metrics
 from scoreboard_project.redis import RedisError, redis_client
 
 logger = logging.getLogger("scoreboard.antifraud")
@@ -258,6 +259,7 @@ def flag_raise(
         summary,
     )
     audit_record(action=f"flag.raise.{mode}", target=f"flag:{flag.pk}", after=_flag_state(flag))
+    metrics.flag_raised(rule, mode)
     return flag, True
 
 

@@ -13,7 +13,7 @@ import time
 from django.conf import settings
 
 from leaderboard.selectors import leaderboard_top_versioned
-from scoreboard_project import aio
+from scoreboard_project import aio, metrics
 
 # Bumped when this process learns that the board changed; copies remember the value they saw.
 _generation = 0
@@ -38,7 +38,9 @@ class LocalBoard:
         generation = _generation
         fresh = time.monotonic() - self.fetched < settings.LEADERBOARD_LOCAL_TTL
         if self.body is not None and fresh and self.generation == generation:
+            metrics.BOARD_PROCESS_HIT.inc()
             return self.body, self.version
+        metrics.BOARD_PROCESS_MISS.inc()
         task = self.refreshing
         # Join a refresh only if it started after the latest change; else start a newer one.
         if task is None or self.refreshing_generation != generation:

@@ -16,7 +16,9 @@ from accounts.authentication import user_from_bearer_async
 from accounts.sessions import session_is_live_async
 from accounts.tickets import ws_ticket_redeem
 from leaderboard.hub import hub
+from scoreboard_project import metrics
 from scoreboard_project.errors import ApiError
+from scoreboard_project.logs import request_id_start
 
 logger = logging.getLogger("scoreboard.ws")
 
@@ -50,8 +52,11 @@ class ScoreboardConsumer(AsyncWebsocketConsumer):
 
     user_id: int | None = None
     sid: str | None = None
+    request_id = None
 
     async def connect(self) -> None:
+        # One id for every line of this connection (this task), from X-Request-ID or new.
+        self.request_id = request_id_start(dict(self.scope["headers"]).get(b"x-request-id"))
         self.loop = asyncio.get_running_loop()
         self.last_heard = self.last_pinged = time.monotonic()
         self.score_seq = self.board_seq = 0
@@ -84,7 +89,13 @@ class ScoreboardConsumer(AsyncWebsocketConsumer):
         self.send_board(snapshot)
         for kind, payload in held:
             self.send_board(payload) if kind == "board" else self.send_score(payload)
-        logger.info("ws connect user=%s sockets=%d", self.user_id, len(the_hub.sockets))
+        metrics.ws_connect_counted("accepted")
+        logger.info(
+            "ws connect user=%s sockets=%d",
+            self.user_id,
+            len(the_hub.sockets),
+            extra={"event": "ws_connect", "user_id": self.user_id, "client_ip": self.client_ip()},
+        )
 
     async def identify(self, headers: dict[bytes, bytes]) -> bool:
         """Set user_id/sid from the Bearer header or the ticket; False if neither is there."""
@@ -106,8 +117,29 @@ class ScoreboardConsumer(AsyncWebsocketConsumer):
             return True
         return settings.WS_ALLOW_ANONYMOUS
 
+    def client_ip(self) -> str | None:
+        from scoreboard_project.clientip import client_address, ip_or_none
+
+        peer = self.scope.get("client")
+        if not peer:
+            return None
+        forwarded = dict(self.scope["headers"]).get(b"x-forwarded-for")
+        return ip_or_none(client_address(peer[0], forwarded.decode("latin-1") if forwarded else None))
+
     async def refuse(self, code: int, reason: str) -> None:
-        logger.info("ws refused code=%s reason=%s", code, reason)
+        metrics.ws_connect_counted(str(code))
+        logger.info(
+            "ws refused code=%s reason=%s",
+            code,
+            reason,
+            extra={
+                "event": "ws_refused",
+                "user_id": self.user_id,
+                "code": code,
+                "reason": reason,
+                "client_ip": self.client_ip(),
+            },
+        )
         await self.accept()
         await self.close(code=code, reason=reason)
 
@@ -122,7 +154,14 @@ class ScoreboardConsumer(AsyncWebsocketConsumer):
             hub().leave(self)
             if self.user_id is not None and self.channel_layer is not None:
                 await self.channel_layer.group_discard(f"user.{self.user_id}", self.channel_name)
-            logger.info("ws disconnect user=%s code=%s", self.user_id, code)
+            logger.info(
+                "ws disconnect user=%s code=%s",
+                self.user_id,
+                code,
+                extra={"event": "ws_disconnect", "user_id": self.user_id, "code": code},
+            )
+        if self.request_id is not None:
+            self.request_id.finish()
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         self.last_heard = time.monotonic()
@@ -134,8 +173,10 @@ class ScoreboardConsumer(AsyncWebsocketConsumer):
         except (ValueError, TypeError, KeyError):
             kind = None
         if kind == "PING":
+            metrics.WS_PONG_SENT.inc()
             await self.send(text_data=PONG)
         elif kind != "PONG":  # a PONG answers the server's PING: nothing to say back
+            metrics.WS_ERROR_SENT.inc()
             await self.send(text_data=error_message("INVALID_MESSAGE", 'expected {"type": "PING"}'))
 
     # Called by the hub, on this loop, with the board's data encoded once for every socket.
@@ -154,6 +195,7 @@ class ScoreboardConsumer(AsyncWebsocketConsumer):
             self.send_score(data)
 
     def send_board(self, data: str) -> None:
+        metrics.WS_BOARD_SENT.inc()
         self.board_seq += 1
         self.send_text(f'{{"type":"LEADERBOARD_UPDATE","seq":{self.board_seq},' + data)
 
@@ -165,6 +207,7 @@ class ScoreboardConsumer(AsyncWebsocketConsumer):
             logger.debug("ws send to a closed socket", exc_info=True)
 
     def send_score(self, data: dict) -> None:
+        metrics.WS_SCORE_SENT.inc()
         self.score_seq += 1
         self.send_text(json.dumps({"type": "SCORE_UPDATE", "seq": self.score_seq, "data": data}))
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from leaderboard.board import board_versioned
 from leaderboard.events import hubs, listen
 from leaderboard.selectors import iso
-from scoreboard_project import aio
+from scoreboard_project import aio, metrics
 
 if TYPE_CHECKING:
     from leaderboard.consumers import ScoreboardConsumer
@@ -70,11 +70,15 @@ class Hub:
         return None
 
     def join(self, socket: ScoreboardConsumer) -> None:
+        if socket not in self.sockets:
+            metrics.WS_CONNECTIONS.inc()
         self.sockets.add(socket)
         if socket.user_id is not None:
             self.by_user.setdefault(socket.user_id, set()).add(socket)
 
     def leave(self, socket: ScoreboardConsumer) -> None:
+        if socket in self.sockets:
+            metrics.WS_CONNECTIONS.dec()
         self.sockets.discard(socket)
         mine = self.by_user.get(socket.user_id)
         if mine is not None:
@@ -126,6 +130,7 @@ class Hub:
         )
 
     async def _send_chunk(self, pairs: list[tuple[ScoreboardConsumer, str]]) -> None:
+        metrics.WS_BOARD_SENT.inc(len(pairs))  # once per chunk: no update per socket
         position = 0
         while position < len(pairs):
             try:
@@ -160,14 +165,18 @@ class Hub:
             await asyncio.sleep(min(1.0, interval))
             now = time.monotonic()
             pinged = []
+            pings = 0
             for socket in list(self.sockets):
                 if socket.last_heard < now - 2 * interval:
                     socket.end(4408)
                 elif socket.last_pinged < now - interval:
                     socket.last_pinged = now
                     socket.send_text(PING)
+                    pings += 1
                     if socket.user_id is not None:
                         pinged.append(socket)
+            if pings:
+                metrics.WS_PING_SENT.inc(pings)
             if pinged:
                 try:
                     await self._close_ended_sessions(pinged)

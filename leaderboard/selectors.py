@@ -11,7 +11,7 @@ from django.db.models import Exists, OuterRef
 from django.db.models.functions import Now
 
 from leaderboard.ranking import NAMES_KEY, TIE_SCAN_LIMIT, TOP_N, BoardKeys, scripts_for
-from scoreboard_project import aio
+from scoreboard_project import aio, metrics
 from scoreboard_project.redis import RedisError
 from scores.models import Score
 
@@ -103,6 +103,7 @@ async def leaderboard_top_versioned(*, board: str | None = None) -> tuple[bytes,
         try:
             return await _top_json_from_redis(client, board_keys(board))
         except RedisError:
+            metrics.BOARD_REDIS_ERROR.inc()
             logger.warning("redis unreachable; scoreboard read from the database")
     return json.dumps(await aio.db_call(leaderboard_top_from_db)()).encode(), None
 
@@ -120,7 +121,10 @@ async def _top_json_from_redis(client, keys: BoardKeys) -> tuple[bytes, int]:
         pipe.get(keys.version)
         head, players, version = await pipe.execute()
     if head is None:
+        metrics.BOARD_REDIS_MISS.inc()
         head, players, version = await _top_build(client, keys)
+    else:
+        metrics.BOARD_REDIS_HIT.inc()
     return head[:-1] + b', "total_players": %d}' % players, int(version or 0)
 
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
-from scoreboard_project import aio
+from scoreboard_project import aio, metrics
 from scoreboard_project.clientip import client_address, ip_or_none
 from scoreboard_project.errors import ApiError, InvalidAction, PayloadTooLarge, ServerError
+from scoreboard_project.logs import request_id_start
 
 logger = logging.getLogger("scoreboard.errors")
 
@@ -103,11 +105,16 @@ class HotPathApp:
 
     async def serve(self, route: tuple[Handler, int], scope, receive, send) -> None:
         handler, body_limit = route
+        started = time.perf_counter()
+        current = request_id_start(HotRequest(scope, b"").header(b"x-request-id"))
         try:
             response = await self.handle(handler, body_limit, scope, receive)
+            await respond(send, response, ((b"x-request-id", current.value.encode()),))
+            metrics.hot_response_observed(scope, response, started)
         except ClientGone:
             return
-        await respond(send, response)
+        finally:
+            current.finish()
 
     async def handle(self, handler: Handler, body_limit: int, scope, receive) -> HotResponse:
         try:
@@ -136,8 +143,13 @@ class HotPathApp:
                 return
 
 
-async def respond(send, response: HotResponse) -> None:
-    headers = [*JSON_HEADERS, (b"content-length", str(len(response.body)).encode()), *response.headers]
+async def respond(send, response: HotResponse, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    headers = [
+        *JSON_HEADERS,
+        (b"content-length", str(len(response.body)).encode()),
+        *response.headers,
+        *extra,
+    ]
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
 

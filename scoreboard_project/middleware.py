@@ -1,4 +1,5 @@
 import logging
+import time
 
 from django.conf import settings
 
@@ -15,6 +16,39 @@ from scoreboard_project.errors import (
 )
 
 logger = logging.getLogger("scoreboard.errors")
+
+
+class RequestObservationMiddleware:
+    """The outermost middleware: a request id for every line the request logs (echoed in
+    X-Request-ID), and the request's metrics by route template."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from scoreboard_project import metrics
+        from scoreboard_project.clientip import request_client_address
+        from scoreboard_project.logs import REQUEST_ID_HEADER, request_id_start
+
+        started = time.perf_counter()
+        current = request_id_start(request.headers.get(REQUEST_ID_HEADER))
+        try:
+            response = self.get_response(request)
+            response[REQUEST_ID_HEADER] = current.value
+            match = getattr(request, "resolver_match", None)
+            route = match.route if match is not None else ""
+            metrics.response_observed(
+                request.method,
+                "/" + route if route and route != "^" else "unmatched",
+                response.status_code,
+                started,
+                body=response.content if response.status_code >= 400 and not response.streaming else b"",
+                replayed=response.get("Idempotent-Replayed") == "true",
+                client_ip=lambda: request_client_address(request),
+            )
+            return response
+        finally:
+            current.finish()
 
 
 class JsonErrorMiddleware:

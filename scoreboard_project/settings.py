@@ -62,9 +62,11 @@ INSTALLED_APPS = [
     "scores",
     "leaderboard",
     "antifraud",
+    "scoreboard_project",
 ]
 
 MIDDLEWARE = [
+    "scoreboard_project.middleware.RequestObservationMiddleware",
     "scoreboard_project.middleware.JsonErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -243,14 +245,45 @@ if env.bool("BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOG_LEVEL = env.str("LOG_LEVEL", "INFO")
+# json: one JSON object per line (the default, for log collectors); text: for a terminal.
+LOG_FORMAT = env.str("LOG_FORMAT", "json").lower()
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "scoreboard_project.logs.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "scoreboard_project.logs.JsonFormatter"},
+        "text": {"()": "scoreboard_project.logs.TextFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        # The server's own lines in the same format (it configured them before loading us).
+        "uvicorn": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "uvicorn.access": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+    },
 }
+# Celery's worker keeps this configuration instead of installing its own handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# GET /metrics: allowed from these addresses or networks, or with `Bearer METRICS_TOKEN`.
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+METRICS_TOKEN = env.str("METRICS_TOKEN")
+# Several server processes (uvicorn --workers N) write their metrics to files in this
+# directory, so that a scrape of any of them reports all. Empty: in memory (one process).
+# The directory must be emptied before the server starts (README, "Operating").
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR")
+# prometheus_client reads it from the process environment, not from settings, and takes a
+# variable that is present but empty for a directory (the working directory).
+if PROMETHEUS_MULTIPROC_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+else:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 # The async hot path (POST /api/scores, GET /api/scoreboard): per-process pools and batching.
 DB_POOL_SIZE = env.int("DB_POOL_SIZE", 12, minimum=2)

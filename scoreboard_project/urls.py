@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from scoreboard_project.metrics import metrics_view
 from scoreboard_project.views import not_found
 
 handler400 = "scoreboard_project.views.bad_request"
@@ -19,6 +20,7 @@ urlpatterns = [
     path("api/", include("leaderboard.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("leaderboard.page_urls")),
     re_path(r"^", not_found),
 ]

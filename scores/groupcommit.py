@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from scoreboard_project import metrics
 from scores.ledger import POSTGRES_CREDIT, Credit, credit_params
 from scores.validation import ScoreAction
 
@@ -159,14 +161,18 @@ class GroupCommitter:
             "client_ips": [item.action.client_ip for item in unique],
         }
         async with self.pool.connection() as connection:
+            started = time.perf_counter()
             cursor = await connection.execute(BATCH_CREDIT, params)
             rows = await cursor.fetchall()
+            metrics.GROUP_COMMIT_QUERY.observe(time.perf_counter() - started)
         return batch_credits(unique, rows)
 
     async def _credit_alone(self, item: Pending) -> Credit:
         async with self.pool.connection() as connection:
+            started = time.perf_counter()
             cursor = await connection.execute(POSTGRES_CREDIT, credit_params(item.user_id, item.action))
             row = await cursor.fetchone()
+            metrics.GROUP_COMMIT_ALONE_QUERY.observe(time.perf_counter() - started)
         return Credit(*row) if row else Credit(None, None)
 
     async def aclose(self) -> None:

@@ -22,8 +22,9 @@ from antifraud.services import alerts_after_credit, held_record
 from leaderboard.ranking import idempotency_key
 from leaderboard.selectors import user_rank
 from leaderboard.services import Record, leaderboard_record
-from scoreboard_project import aio
+from scoreboard_project import aio, metrics
 from scoreboard_project.errors import ApiError, DuplicateAction, InvalidAction, ServerError
+from scoreboard_project.logs import score_log_fields
 from scoreboard_project.redis import RedisError
 from scores.ledger import Credit, ledger_credit_async, ledger_credit_many
 from scores.selectors import action_rules_async, active_player_ids, history_owner, score_of
@@ -187,6 +188,7 @@ async def score_submit_batch(*, items: list[tuple[int, ScoreAction] | ApiError])
                 logger.error("batch item failed: %r", result)
             answer = {"action_id": action_id, "status": error.status, **error.body()}
         answers.append(answer)
+    metrics.batch_observed(answers)
     return {"success": True, "results": answers}
 
 
@@ -205,6 +207,7 @@ async def _settle(credits: list[tuple[int, ScoreAction, Credit]]) -> list[ScoreO
             action.action_type,
             action.points,
             credit.total,
+            extra=score_log_fields(user_id, action, credit, "accepted"),
         )
         records.append(
             Record(user_id, credit.total, credit.reached_at, action.action_id, ACCEPTED, action.points)
