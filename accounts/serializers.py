@@ -1,3 +1,4 @@
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from scoreboard_project.fields import StrictCharField
@@ -27,3 +28,21 @@ class RefreshInput(serializers.Serializer):
 class TicketOutput(serializers.Serializer):
     ticket = serializers.CharField()
     expires_in = serializers.IntegerField()
+
+
+class RegisterInput(CredentialsInput):
+    """The registration body as the schema documents it; accounts.services.user_register
+    enforces the same rules (and Django's password validators) with clearer messages."""
+
+    username = StrictCharField(
+        min_length=3,
+        max_length=50,
+        validators=[RegexValidator(r"^[A-Za-z0-9_.\-]{3,50}$")],
+        help_text="3-50 letters, digits, `_`, `.` or `-`; unique regardless of case.",
+    )
+    password = StrictCharField(
+        min_length=8,
+        max_length=4096,
+        trim_whitespace=False,
+        help_text="At least 8 characters, not common, not all digits, not like the username.",
+    )

@@ -107,7 +107,8 @@ def database_from_url(url: str, *, base_dir: Path) -> dict:
     if scheme in ("sqlite", "sqlite3"):
         return {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": unquote(parts.path.lstrip("/")) or base_dir / "var" / "db.sqlite3",
+            # sqlite:///var/x.db is relative to the project, sqlite:////tmp/x.db absolute.
+            "NAME": unquote(parts.path[1:]) or base_dir / "var" / "db.sqlite3",
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
         }
     if scheme not in ("postgres", "postgresql", "pgsql"):

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 
@@ -10,11 +11,17 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+@extend_schema_serializer(component_name="Error")
 class ErrorOutput(serializers.Serializer):
-    """The error shape of API.md section 5."""
+    """The error shape of API.md section 5 (`success` is always false; the list of
+    `error_code`s is added when the schema is generated: scoreboard_project.openapi)."""
 
-    success = serializers.BooleanField(default=False)
+    success = serializers.BooleanField()
     error_code = serializers.CharField()
-    message = serializers.CharField()
-    retry_after = serializers.IntegerField(required=False)
-    details = serializers.DictField(child=serializers.CharField(), required=False)
+    message = serializers.CharField(help_text="Human readable.")
+    retry_after = serializers.IntegerField(
+        required=False, min_value=1, help_text="Seconds to wait, where waiting helps."
+    )
+    details = serializers.DictField(
+        child=serializers.CharField(), required=False, help_text="Field (or check) -> problem."
+    )

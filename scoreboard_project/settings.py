@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's and Redoc's files, served by the app itself: /api/docs/ needs no CDN.
+    "drf_spectacular_sidecar",
     "channels",
     "django_ratelimit",
     "accounts",
@@ -214,10 +216,21 @@ SIMPLE_JWT = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Live Scoreboard API",
+    # The description, tags, error codes and WebSocket messages: scoreboard_project/openapi.py.
     "DESCRIPTION": "Score updates, the top-10 scoreboard, accounts and tokens.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/",  # tags from the segment after it: scores, scoreboard, auth
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "scoreboard_project.openapi.postprocess",
+    ],
+    # Swagger UI never calls the public validator (the page works offline).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LANGUAGE_CODE = "en-us"

@@ -1,4 +1,3 @@
-from asgiref.sync import sync_to_async
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.http import Http404
 
@@ -6,16 +5,15 @@ from scoreboard_project.errors import NotFound, error_response
 
 
 class JsonStaticFilesHandler(ASGIStaticFilesHandler):
-    """Serve /static/ from the app directories; a missing file is a JSON 404.
+    """Serve /static/ from the app directories (admin, Swagger UI from drf-spectacular-sidecar,
+    the page's scripts), in `make run` and in the Docker image alike; a missing file is a JSON
+    404. Django's handler streams the file without blocking the event loop.
 
-    A reverse proxy in front of a large deployment serves `collectstatic` output instead.
+    A reverse proxy in front of a large deployment may serve `collectstatic` output instead.
     """
 
-    def get_response(self, request):
+    def serve(self, request):
         try:
-            return self.serve(request)
+            return super().serve(request)
         except Http404:
             return error_response(NotFound(f"No such file: {request.path}"))
-
-    async def get_response_async(self, request):
-        return await sync_to_async(self.get_response, thread_sensitive=False)(request)

@@ -91,3 +91,14 @@ def test_the_deploy_check_reports_only_the_documented_choice():
         line.split(")")[0].lstrip("?: (") for line in result.stderr.splitlines() if line.startswith("?: (")
     }
     assert reported == {"security.W008", "security.W021"}, result.stderr
+
+
+def test_sqlite_urls_relative_and_absolute():
+    """sqlite:///x is relative, sqlite:////x absolute (the absolute form used to lose its
+    leading slash, so a live-server test could not point at a temporary file)."""
+    from scoreboard_project.env import database_from_url
+
+    base = Path("/srv/app")
+    assert database_from_url("sqlite:///var/other.db", base_dir=base)["NAME"] == "var/other.db"
+    assert database_from_url("sqlite:////tmp/live.sqlite3", base_dir=base)["NAME"] == "/tmp/live.sqlite3"
+    assert database_from_url("", base_dir=base)["NAME"] == base / "var" / "db.sqlite3"

@@ -46,7 +46,19 @@ def test_points_must_be_a_json_integer(points):
 
 
 @pytest.mark.parametrize(
-    "action_id", [123, "not-a-uuid", "", "6f1c2c528f0e4d8e9a516f0b8d2f0a11", "{" + ACTION_ID + "}", None]
+    "action_id",
+    [
+        123,
+        "not-a-uuid",
+        "",
+        "6f1c2c528f0e4d8e9a516f0b8d2f0a11",
+        "{" + ACTION_ID + "}",
+        None,
+        # 36 characters that uuid.UUID() accepts but the schema's `format: uuid` does not
+        # (found by schemathesis): hyphens anywhere, braces.
+        "----" + ACTION_ID.replace("-", ""),
+        "{" + ACTION_ID.replace("-", "") + "}--",
+    ],
 )
 def test_action_id_must_be_a_uuid_string_in_canonical_form(action_id):
     assert set(problem(body(action_id=action_id)).details) == {"action_id"}
@@ -67,7 +79,9 @@ def test_client_timestamp_with_zone_parses():
     assert action.client_timestamp.isoformat() == "2026-11-29T12:00:00+00:00"
 
 
-@pytest.mark.parametrize("signature", ["zz", 12, "a" * 513])
+# "" and whitespace-separated hex used to pass (bytes.fromhex accepts both); schemathesis
+# found "" accepted although the schema asks for whole hex bytes.
+@pytest.mark.parametrize("signature", ["zz", 12, "a" * 513, "", "ab cd", "abc", " ab"])
 def test_signature_must_be_hex(signature):
     assert set(problem(body(signature=signature)).details) == {"signature"}
 
