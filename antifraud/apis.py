@@ -2,7 +2,7 @@
 
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,9 +12,9 @@ from antifraud import services
 from antifraud.models import Ban, Decision, Flag, HeldAction, Rule
 from antifraud.rules import RULES
 from scoreboard_project.errors import Forbidden, InvalidAction, NotFound
-from scoreboard_project.fields import ErrorOutput
+from scoreboard_project.openapi import error_responses
 
-ERRORS = {code: OpenApiResponse(ErrorOutput) for code in (400, 401, 403, 404)}
+ERRORS = error_responses(400, 401, 403, 404, 413)
 PAGE = 100
 
 
@@ -43,36 +43,28 @@ def _valid(serializer_class, data):
     return serializer.validated_data
 
 
-def _page(queryset, request) -> tuple[list, int]:
-    try:
-        offset = max(0, int(request.query_params.get("offset", 0)))
-    except ValueError:
-        raise InvalidAction("offset: must be an integer", details={"offset": "must be an integer"}) from None
-    return list(queryset[offset : offset + PAGE]), offset
+def _page(queryset, offset: int) -> list:
+    return list(queryset[offset : offset + PAGE])
 
 
 class FlagListApi(StaffApi):
     @extend_schema(
         tags=["staff"],
-        parameters=[
-            OpenApiParameter("status", str, enum=["open", "dismissed", "confirmed", "shadow"]),
-            OpenApiParameter("rule", str, enum=sorted(RULES)),
-            OpenApiParameter("severity", str, enum=["low", "medium", "high"]),
-            OpenApiParameter("q", str, description="username or address"),
-            OpenApiParameter("offset", int),
-        ],
+        parameters=[out.FlagQuery],
         responses={200: out.FlagOutput(many=True), **ERRORS},
     )
     def get(self, request):
         """The moderation queue: flags, newest first (100 per page), filtered."""
+        query = _valid(out.FlagQuery, request.query_params.dict())
         flags = Flag.objects.select_related("user")
         for field in ("status", "rule", "severity"):
-            if request.query_params.get(field):
-                flags = flags.filter(**{field: request.query_params[field]})
-        if request.query_params.get("q"):
-            text = request.query_params["q"]
-            flags = flags.filter(Q(user__username__icontains=text) | Q(client_ip__startswith=text))
-        rows, _ = _page(flags, request)
+            if field in query:
+                flags = flags.filter(**{field: query[field]})
+        if query.get("q"):
+            flags = flags.filter(
+                Q(user__username__icontains=query["q"]) | Q(client_ip__startswith=query["q"])
+            )
+        rows = _page(flags, query["offset"])
         return Response(out.FlagOutput(rows, many=True).data)
 
 
@@ -111,25 +103,17 @@ class FlagConfirmApi(StaffApi):
 class DecisionListApi(StaffApi):
     @extend_schema(
         tags=["staff"],
-        parameters=[
-            OpenApiParameter("user_id", int),
-            OpenApiParameter("rule", str, enum=sorted(RULES)),
-            OpenApiParameter("action_id", str),
-            OpenApiParameter("offset", int),
-        ],
+        parameters=[out.DecisionQuery],
         responses={200: out.DecisionOutput(many=True), **ERRORS},
     )
     def get(self, request):
         """Every stored decision of the rules, newest first (100 per page)."""
+        query = _valid(out.DecisionQuery, request.query_params.dict())
         decisions = Decision.objects.all()
-        if request.query_params.get("user_id"):
-            if not request.query_params["user_id"].isdigit():
-                raise InvalidAction("user_id: must be an integer", details={"user_id": "must be an integer"})
-            decisions = decisions.filter(user_id=int(request.query_params["user_id"]))
-        for field in ("rule", "action_id"):
-            if request.query_params.get(field):
-                decisions = decisions.filter(**{field: request.query_params[field]})
-        rows, _ = _page(decisions, request)
+        for field in ("user_id", "rule", "action_id"):
+            if field in query:
+                decisions = decisions.filter(**{field: query[field]})
+        rows = _page(decisions, query["offset"])
         return Response(out.DecisionOutput(rows, many=True).data)
 
 
@@ -144,8 +128,8 @@ class HeldListApi(StaffApi):
     )
     def get(self, request):
         """Actions held for review (by default those still waiting)."""
-        held = HeldAction.objects.filter(status=request.query_params.get("status") or HeldAction.HELD)
-        rows, _ = _page(held, request)
+        query = _valid(out.HeldQuery, request.query_params.dict())
+        rows = _page(HeldAction.objects.filter(status=query["status"]), query["offset"])
         return Response(out.HeldActionOutput(rows, many=True).data)
 
 
@@ -165,14 +149,15 @@ class HeldDecideApi(StaffApi):
 class BanListApi(StaffApi):
     @extend_schema(
         tags=["staff"],
-        parameters=[OpenApiParameter("user_id", int), OpenApiParameter("offset", int)],
+        parameters=[out.BanQuery],
         responses={200: out.BanOutput(many=True), **ERRORS},
     )
     def get(self, request):
+        query = _valid(out.BanQuery, request.query_params.dict())
         bans = Ban.objects.all()
-        if request.query_params.get("user_id", "").isdigit():
-            bans = bans.filter(user_id=int(request.query_params["user_id"]))
-        rows, _ = _page(bans, request)
+        if "user_id" in query:
+            bans = bans.filter(user_id=query["user_id"])
+        rows = _page(bans, query["offset"])
         return Response(out.BanOutput(rows, many=True).data)
 
     @extend_schema(tags=["staff"], request=out.BanInput, responses={201: out.BanOutput, **ERRORS})

@@ -2,6 +2,13 @@ from rest_framework import serializers
 
 from antifraud.models import Ban, Decision, Flag, HeldAction, Rule
 from antifraud.rules import RULES
+from scoreboard_project.fields import (
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+)
+
+MAX_OFFSET = 1_000_000
 
 
 class FlagOutput(serializers.ModelSerializer):
@@ -99,16 +106,16 @@ class ConfirmOutput(serializers.Serializer):
 
 
 class BanInput(serializers.Serializer):
-    user_id = serializers.IntegerField(min_value=1)
-    minutes = serializers.IntegerField(min_value=1, max_value=525_600)
-    reason = serializers.CharField(max_length=200)
+    user_id = StrictIntegerField(min_value=1, max_value=2**63 - 1)
+    minutes = StrictIntegerField(min_value=1, max_value=525_600)
+    reason = StrictCharField(max_length=200)
 
 
 class RevertInput(serializers.Serializer):
     action_ids = serializers.ListField(
         child=serializers.UUIDField(format="hex_verbose"), min_length=1, max_length=1000
     )
-    reason = serializers.CharField(max_length=200, required=False, default="")
+    reason = StrictCharField(max_length=200, required=False, default="")
 
 
 class RevertOutput(serializers.Serializer):
@@ -119,8 +126,37 @@ class RevertOutput(serializers.Serializer):
 
 class RuleInput(serializers.Serializer):
     mode = serializers.ChoiceField(choices=Rule.MODES)
-    threshold = serializers.FloatField(required=False, allow_null=True, default=None, min_value=0)
+    threshold = StrictFloatField(required=False, allow_null=True, default=None, min_value=0, max_value=1e12)
 
 
 class DecidedOutput(serializers.Serializer):
     decided = serializers.IntegerField()
+
+
+class PageQuery(serializers.Serializer):
+    offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=MAX_OFFSET)
+
+
+class FlagQuery(PageQuery):
+    status = serializers.ChoiceField(choices=[value for value, _ in Flag.STATUSES], required=False)
+    rule = serializers.ChoiceField(choices=sorted(RULES), required=False)
+    severity = serializers.ChoiceField(choices=[value for value, _ in Flag.SEVERITIES], required=False)
+    q = serializers.CharField(required=False, max_length=150, help_text="Username or address (prefix).")
+
+
+class DecisionQuery(PageQuery):
+    user_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    rule = serializers.ChoiceField(choices=sorted(RULES), required=False)
+    action_id = serializers.CharField(required=False, max_length=36)
+
+
+class HeldQuery(PageQuery):
+    status = serializers.ChoiceField(
+        choices=[HeldAction.HELD, HeldAction.RELEASED, HeldAction.REJECTED],
+        required=False,
+        default=HeldAction.HELD,
+    )
+
+
+class BanQuery(PageQuery):
+    user_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)

@@ -280,3 +280,25 @@ def test_the_audit_log_is_read_only(console, velocity_flag):
         entry.save()
     with pytest.raises(ValueError):
         entry.delete()
+
+
+@pytest.mark.parametrize(
+    "method,path,body",
+    [
+        ("get", "/api/admin/flags?status=AAA", None),
+        ("get", "/api/admin/flags?status=", None),
+        ("get", "/api/admin/decisions?rule=", None),
+        ("get", "/api/admin/bans?user_id=null&user_id=null", None),
+        ("get", "/api/admin/held?status=released&offset=17783441539484545024", None),
+        ("post", "/api/admin/bans", {"user_id": 1, "minutes": 1, "reason": 0}),
+        ("post", "/api/admin/bans", {"user_id": "1", "minutes": 1, "reason": "x"}),
+        ("put", "/api/admin/rules/velocity", {"mode": "off", "threshold": False}),
+        ("post", "/api/admin/flags/1/confirm", {"revert": "yes"}),
+    ],
+)
+def test_staff_endpoints_refuse_ill_typed_input(client_for, moderator, method, path, body):
+    """Found by schemathesis: each of these was accepted (or was a 500)."""
+    answer = getattr(client_for(moderator), method)(path, body, format="json")
+    assert answer.status_code in (400, 404) and answer.json()["success"] is False
+    if "/flags/1/" not in path:
+        assert answer.status_code == 400 and answer.json()["error_code"] == "INVALID_ACTION"

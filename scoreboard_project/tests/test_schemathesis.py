@@ -88,6 +88,13 @@ def test_the_live_server_conforms_to_its_schema(server_env):
             "POST", "/api/auth/register", {"username": USERNAME, "password": PASSWORD}
         )
         assert status == 201, body
+        # A moderator, so that the staff endpoints (/api/admin/...) are fuzzed past their 403.
+        manage(
+            server_env,
+            "shell",
+            "-c",
+            f"from accounts.models import User; User.objects.filter(username='{USERNAME}').update(is_staff=True)",
+        )
         service_token = manage(server_env, "create_service_token", "fuzz-server").strip().splitlines()[-1]
         run_env = {
             **os.environ,
