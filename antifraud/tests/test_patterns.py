@@ -138,3 +138,13 @@ def test_voided_history_is_not_evidence(make_user):
     ScoreHistory.objects.filter(user=bot).update(voided_at=timezone.now())
     analyse_patterns.apply()
     assert not Flag.objects.exists()
+
+
+def test_fraud_report_summarises_the_queue(make_user, capsys):
+    bot = make_user("reportbot")
+    record(bot, [5] * 20)
+    analyse_patterns.apply()
+    call_command("fraud_report")
+    out = capsys.readouterr().out
+    assert "Open flags: 1" in out and "reportbot" in out and "scripted_timing" in out
+    assert "velocity               enforce  threshold 100" in out
