@@ -2,7 +2,7 @@
 
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,10 +12,89 @@ from antifraud import services
 from antifraud.models import Ban, Decision, Flag, HeldAction, Rule
 from antifraud.rules import RULES
 from scoreboard_project.errors import Forbidden, InvalidAction, NotFound
-from scoreboard_project.openapi import error_responses
+from scoreboard_project.openapi import error_headers, error_responses
 
-ERRORS = error_responses(400, 401, 403, 404, 413)
+STATUSES = (400, 401, 403, 404, 413)
+ERRORS = error_responses(*STATUSES)
+HEADERS = error_headers(*STATUSES)
 PAGE = 100
+AT = "2026-11-29T12:00:00.123456Z"
+FLAG = {
+    "id": 17,
+    "rule": "velocity",
+    "severity": "medium",
+    "status": "open",
+    "user_id": 42,
+    "username": "ada",
+    "client_ip": "198.51.100.7",
+    "threshold": 100.0,
+    "observed": 150.0,
+    "summary": "150 points in one minute (threshold 100)",
+    "evidence": {"window_seconds": 60, "action_ids": ["6f1c2c52-8f0e-4d8e-9a51-6f0b8d2f0a11"]},
+    "created_at": AT,
+    "resolved_at": None,
+    "verdict_note": "",
+}
+DECISION = {
+    "id": 7,
+    "rule": "velocity",
+    "mode": "enforce",
+    "outcome": "flagged",
+    "user_id": 42,
+    "action_id": "6f1c2c52-8f0e-4d8e-9a51-6f0b8d2f0a11",
+    "client_ip": "198.51.100.7",
+    "threshold": 100.0,
+    "observed": 150.0,
+    "evidence": {"window_seconds": 60, "points_in_window": 150},
+    "flag_id": 17,
+    "created_at": AT,
+    "verdict": "",
+    "verdict_at": None,
+}
+HELD = {
+    "id": 3,
+    "user_id": 42,
+    "action_id": "0b6a1f8e-3c2d-4e5f-8a9b-1c2d3e4f5a6b",
+    "action_type": "quest",
+    "points": 30,
+    "client_ip": "198.51.100.7",
+    "created_at": AT,
+    "status": "held",
+    "decided_at": None,
+}
+BAN = {
+    "id": 5,
+    "user_id": 42,
+    "reason": "cheating",
+    "source": "moderator",
+    "level": 1,
+    "starts_at": AT,
+    "ends_at": "2026-11-29T13:00:00.123456Z",
+    "lifted_at": None,
+}
+RULE = {
+    "code": "velocity",
+    "mode": "shadow",
+    "threshold": 250.0,
+    "effective_threshold": 250.0,
+    "description": "Flag a player whose credited points in the last minute exceed the threshold.",
+    "updated_at": AT,
+}
+
+
+def staff_schema(response, example, *, request=None, request_example=None, status: int = 200, **extra):
+    """The schema of a staff endpoint: its answer and errors, with examples."""
+    examples = [OpenApiExample("answer", value=example, response_only=True, status_codes=[str(status)])]
+    if request is not None:
+        examples.append(OpenApiExample("request", value=request_example, request_only=True))
+    return extend_schema(
+        tags=["staff"],
+        request=request,
+        responses={status: response, **ERRORS},
+        parameters=[*extra.pop("parameters", []), *HEADERS],
+        examples=examples,
+        **extra,
+    )
 
 
 class IsStaff(BasePermission):
@@ -48,11 +127,7 @@ def _page(queryset, offset: int) -> list:
 
 
 class FlagListApi(StaffApi):
-    @extend_schema(
-        tags=["staff"],
-        parameters=[out.FlagQuery],
-        responses={200: out.FlagOutput(many=True), **ERRORS},
-    )
+    @staff_schema(out.FlagOutput(many=True), FLAG, parameters=[out.FlagQuery])
     def get(self, request):
         """The moderation queue: flags, newest first (100 per page), filtered."""
         query = _valid(out.FlagQuery, request.query_params.dict())
@@ -69,13 +144,18 @@ class FlagListApi(StaffApi):
 
 
 class FlagDetailApi(StaffApi):
-    @extend_schema(tags=["staff"], responses={200: out.FlagOutput, **ERRORS})
+    @staff_schema(out.FlagOutput, FLAG)
     def get(self, request, flag_id: int):
         return Response(out.FlagOutput(get_object_or_404(Flag, pk=flag_id)).data)
 
 
 class FlagDismissApi(StaffApi):
-    @extend_schema(tags=["staff"], request=out.VerdictInput, responses={200: out.FlagOutput, **ERRORS})
+    @staff_schema(
+        out.FlagOutput,
+        {**FLAG, "status": "dismissed", "resolved_at": AT, "verdict_note": "a tournament"},
+        request=out.VerdictInput,
+        request_example={"note": "a tournament"},
+    )
     def post(self, request, flag_id: int):
         """A false positive: closes the flag; a review it opened ends and held actions count."""
         flag = get_object_or_404(Flag, pk=flag_id)
@@ -87,7 +167,15 @@ class FlagDismissApi(StaffApi):
 
 
 class FlagConfirmApi(StaffApi):
-    @extend_schema(tags=["staff"], request=out.ConfirmInput, responses={200: out.ConfirmOutput, **ERRORS})
+    @staff_schema(
+        out.ConfirmOutput,
+        {
+            "flag": {**FLAG, "status": "confirmed", "resolved_at": AT, "verdict_note": "macro"},
+            "points_reverted": 150,
+        },
+        request=out.ConfirmInput,
+        request_example={"note": "macro", "revert": True},
+    )
     def post(self, request, flag_id: int):
         """Confirmed fraud: with `revert`, the flagged actions' points come off and the board
         is corrected; held actions are rejected."""
@@ -101,11 +189,7 @@ class FlagConfirmApi(StaffApi):
 
 
 class DecisionListApi(StaffApi):
-    @extend_schema(
-        tags=["staff"],
-        parameters=[out.DecisionQuery],
-        responses={200: out.DecisionOutput(many=True), **ERRORS},
-    )
+    @staff_schema(out.DecisionOutput(many=True), DECISION, parameters=[out.DecisionQuery])
     def get(self, request):
         """Every stored decision of the rules, newest first (100 per page)."""
         query = _valid(out.DecisionQuery, request.query_params.dict())
@@ -118,14 +202,7 @@ class DecisionListApi(StaffApi):
 
 
 class HeldListApi(StaffApi):
-    @extend_schema(
-        tags=["staff"],
-        parameters=[
-            OpenApiParameter("status", str, enum=["held", "released", "rejected"]),
-            OpenApiParameter("offset", int),
-        ],
-        responses={200: out.HeldActionOutput(many=True), **ERRORS},
-    )
+    @staff_schema(out.HeldActionOutput(many=True), HELD, parameters=[out.HeldQuery])
     def get(self, request):
         """Actions held for review (by default those still waiting)."""
         query = _valid(out.HeldQuery, request.query_params.dict())
@@ -136,7 +213,7 @@ class HeldListApi(StaffApi):
 class HeldDecideApi(StaffApi):
     verdict = ""
 
-    @extend_schema(tags=["staff"], request=None, responses={200: out.HeldActionOutput, **ERRORS})
+    @staff_schema(out.HeldActionOutput, {**HELD, "status": "released", "decided_at": AT}, request=None)
     def post(self, request, held_id: int):
         held = get_object_or_404(HeldAction, pk=held_id)
         decide = services.held_release if self.verdict == "release" else services.held_reject
@@ -147,11 +224,7 @@ class HeldDecideApi(StaffApi):
 
 
 class BanListApi(StaffApi):
-    @extend_schema(
-        tags=["staff"],
-        parameters=[out.BanQuery],
-        responses={200: out.BanOutput(many=True), **ERRORS},
-    )
+    @staff_schema(out.BanOutput(many=True), BAN, parameters=[out.BanQuery])
     def get(self, request):
         query = _valid(out.BanQuery, request.query_params.dict())
         bans = Ban.objects.all()
@@ -160,7 +233,13 @@ class BanListApi(StaffApi):
         rows = _page(bans, query["offset"])
         return Response(out.BanOutput(rows, many=True).data)
 
-    @extend_schema(tags=["staff"], request=out.BanInput, responses={201: out.BanOutput, **ERRORS})
+    @staff_schema(
+        out.BanOutput,
+        BAN,
+        request=out.BanInput,
+        request_example={"user_id": 42, "minutes": 60, "reason": "cheating"},
+        status=201,
+    )
     def post(self, request):
         """Ban a player for `minutes`: 403 ACCOUNT_SUSPENDED, out of every ranking."""
         from accounts.models import User
@@ -175,7 +254,7 @@ class BanListApi(StaffApi):
 
 
 class BanLiftApi(StaffApi):
-    @extend_schema(tags=["staff"], request=None, responses={200: out.BanOutput, **ERRORS})
+    @staff_schema(out.BanOutput, {**BAN, "lifted_at": AT}, request=None)
     def post(self, request, ban_id: int):
         ban = get_object_or_404(Ban, pk=ban_id)
         services.ban_lift(ban=ban, by=request.user)
@@ -184,7 +263,12 @@ class BanLiftApi(StaffApi):
 
 
 class ScoreRevertApi(StaffApi):
-    @extend_schema(tags=["staff"], request=out.RevertInput, responses={200: out.RevertOutput, **ERRORS})
+    @staff_schema(
+        out.RevertOutput,
+        {"user_id": 42, "points_reverted": 150, "new_score": 1380},
+        request=out.RevertInput,
+        request_example={"action_ids": ["6f1c2c52-8f0e-4d8e-9a51-6f0b8d2f0a11"], "reason": "confirmed macro"},
+    )
     def post(self, request, user_id: int):
         """Void a player's fraudulent actions and take their points off (board corrected)."""
         from accounts.models import User
@@ -206,7 +290,7 @@ class ScoreRevertApi(StaffApi):
 
 
 class RuleListApi(StaffApi):
-    @extend_schema(tags=["staff"], responses={200: out.RuleOutput(many=True), **ERRORS})
+    @staff_schema(out.RuleOutput(many=True), RULE)
     def get(self, request):
         """Every rule with its mode and threshold."""
         for code, spec in RULES.items():
@@ -215,7 +299,9 @@ class RuleListApi(StaffApi):
 
 
 class RuleSetApi(StaffApi):
-    @extend_schema(tags=["staff"], request=out.RuleInput, responses={200: out.RuleOutput, **ERRORS})
+    @staff_schema(
+        out.RuleOutput, RULE, request=out.RuleInput, request_example={"mode": "shadow", "threshold": 250}
+    )
     def put(self, request, code: str):
         """Switch a rule off, to shadow mode or to enforce; `threshold` null: the setting's."""
         if code not in RULES:

@@ -41,11 +41,12 @@ GLOBAL_KEY = "ratelimit:global"
 # shared by all servers.
 # KEYS: the global log. ARGV: window_ms, user_limit, global_limit, violations, period_ms,
 # memory_ms, steps ("60000,300000,..."), penalty mode, review mode, review period in
-# minutes, then per request: sid, user_id, member, trusted, action_id, points.
+# minutes, then per request: sid, user_id, member, trusted, action_id, points, action type,
+# the type's own limit per window (0: none).
 # Returns per request {session or false, verdict, retry_ms, remaining, reset_ms, velocity,
 # gains, under review (0/1), shadow ban level (0: none)}; verdict is ok, user, global, skip
 # (session not live: nothing counted), suspended (a ban in force), banned (banned by this
-# request; remaining carries the ladder's level).
+# request; remaining carries the ladder's level), type (the action type's own limit).
 ADMIT_SCRIPT = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
@@ -78,10 +79,11 @@ local function account(user, action_id, points)
   end
   return velocity, gains
 end
-for i = 0, (#ARGV - 10) / 6 - 1 do
-  local base = 11 + i * 6
+for i = 0, (#ARGV - 10) / 8 - 1 do
+  local base = 11 + i * 8
   local sid, user, member, trusted = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
-  local action_id, points = ARGV[base + 4], ARGV[base + 5]
+  local action_id, points, kind = ARGV[base + 4], ARGV[base + 5], ARGV[base + 6]
+  local kind_limit = tonumber(ARGV[base + 7])
   local session = redis.call('GET', 'session:' .. sid)
   local banned_for = redis.call('PTTL', 'ban:' .. user)
   local reviewed = redis.call('EXISTS', 'review:' .. user)
@@ -93,9 +95,19 @@ for i = 0, (#ARGV - 10) / 6 - 1 do
     local user_key = 'ratelimit:user:' .. user
     redis.call('ZREMRANGEBYSCORE', user_key, '-inf', now - window)
     local used = redis.call('ZCARD', user_key)
+    local refused, wait = nil, 0
+    local kind_key = 'ratelimit:type:' .. user .. ':' .. kind
     if used >= user_limit then
-      local oldest = tonumber(redis.call('ZRANGE', user_key, 0, 0, 'WITHSCORES')[2])
-      local wait = oldest + window - now
+      refused = 'user'
+      wait = tonumber(redis.call('ZRANGE', user_key, 0, 0, 'WITHSCORES')[2]) + window - now
+    elseif kind_limit > 0 then
+      redis.call('ZREMRANGEBYSCORE', kind_key, '-inf', now - window)
+      if redis.call('ZCARD', kind_key) >= kind_limit then
+        refused = 'type'
+        wait = tonumber(redis.call('ZRANGE', kind_key, 0, 0, 'WITHSCORES')[2]) + window - now
+      end
+    end
+    if refused then
       local violations = 0
       if penalty_mode ~= 'off' then
         local violations_key = 'ratelimit:violations:' .. user
@@ -114,7 +126,8 @@ for i = 0, (#ARGV - 10) / 6 - 1 do
         if violations >= needed then
           would = tonumber(redis.call('GET', 'ban:level:' .. user) or '0') + 1
         end
-        answers[#answers + 1] = {session or false, 'user', wait, 0, wait, 0, 0, reviewed, would}
+        local left = refused == 'user' and 0 or user_limit - used
+        answers[#answers + 1] = {session or false, refused, wait, left, wait, 0, 0, reviewed, would}
       end
     else
       redis.call('ZREMRANGEBYSCORE', global_key, '-inf', now - window)
@@ -128,6 +141,10 @@ for i = 0, (#ARGV - 10) / 6 - 1 do
         redis.call('PEXPIRE', user_key, window)
         redis.call('ZADD', global_key, now, member)
         redis.call('PEXPIRE', global_key, window)
+        if kind_limit > 0 then
+          redis.call('ZADD', kind_key, now, member)
+          redis.call('PEXPIRE', kind_key, window)
+        end
         local oldest = tonumber(redis.call('ZRANGE', user_key, 0, 0, 'WITHSCORES')[2])
         local velocity, gains = 0, 0
         if not (reviewed == 1 and review_mode == 'enforce') then
@@ -170,12 +187,14 @@ class Admission:
     def refusal(self) -> ApiError | None:
         if self.verdict in ("suspended", "banned"):
             return AccountSuspended(
-                "This account is suspended for repeated rate-limit violations.",
+                "This account is suspended.",
                 retry_after=max(1, self.retry_ms) / 1000,
             )
-        if self.verdict not in ("user", "global"):
+        if self.verdict not in ("user", "global", "type"):
             return None
-        whose = "this player's" if self.verdict == "user" else "the service's"
+        whose = {"user": "this player's", "global": "the service's", "type": "this action type's"}[
+            self.verdict
+        ]
         error = RateLimited(
             f"Too many score updates: {whose} limit is reached.", retry_after=max(1, self.retry_ms) / 1000
         )
@@ -186,9 +205,9 @@ class Admission:
 _scripts: WeakKeyDictionary = WeakKeyDictionary()
 
 
-async def _admit_many(requests: list[tuple[str, int, bool, str, int, dict]]) -> list[Admission]:
+async def _admit_many(requests: list[tuple]) -> list[Admission]:
     client = aio.async_redis()
-    states = requests[0][5]
+    states = requests[0][7]
     args: list = [
         settings.RATE_LIMIT_WINDOW * 1000,
         settings.RATE_LIMIT_PER_USER,
@@ -201,8 +220,8 @@ async def _admit_many(requests: list[tuple[str, int, bool, str, int, dict]]) -> 
         states["manual_review"].mode,
         max(1, settings.MANUAL_REVIEW_PERIOD // 60),
     ]
-    for sid, user_id, trusted, action_id, points, _ in requests:
-        args += [sid, user_id, uuid.uuid4().hex, "1" if trusted else "0", action_id, points]
+    for sid, user_id, trusted, action_id, points, kind, kind_limit, _ in requests:
+        args += [sid, user_id, uuid.uuid4().hex, "1" if trusted else "0", action_id, points, kind, kind_limit]
     script = _scripts.get(client)
     if script is None:
         script = _scripts[client] = client.register_script(ADMIT_SCRIPT)
@@ -224,7 +243,14 @@ async def _admit_many(requests: list[tuple[str, int, bool, str, int, dict]]) -> 
 
 
 async def admit(
-    *, sid: str, user_id: int, trusted: bool = False, action_id: str = "", points: int = 0
+    *,
+    sid: str,
+    user_id: int,
+    trusted: bool = False,
+    action_id: str = "",
+    points: int = 0,
+    kind: str = "",
+    kind_limit: int = 0,
 ) -> Admission:
     """Check the session entry and count one score update against the limits.
 
@@ -233,9 +259,11 @@ async def admit(
     """
     states = await rule_states_async()
     if aio.async_redis() is None:
-        return local_limits.admit(user_id, action_id=action_id, points=points, states=states)
+        return local_limits.admit(
+            user_id, action_id=action_id, points=points, kind=kind, kind_limit=kind_limit, states=states
+        )
     together = aio.loop_singleton("admissions", lambda: aio.Coalescer(_admit_many))
-    return await together((sid, user_id, trusted, action_id, points, states))
+    return await together((sid, user_id, trusted, action_id, points, kind, kind_limit, states))
 
 
 class LocalLimits:
@@ -244,6 +272,7 @@ class LocalLimits:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.players: dict[int, deque[float]] = {}
+        self.kinds: dict[tuple[int, str], deque[float]] = {}
         self.everyone: deque[float] = deque()
         self.violations: dict[int, deque[float]] = {}
         self.levels: dict[int, tuple[int, float]] = {}  # user -> (level, remembered until)
@@ -253,7 +282,16 @@ class LocalLimits:
         self.reviews: set[int] | None = None  # players under review; None: not loaded yet
         self.warned = False
 
-    def admit(self, user_id: int, *, action_id: str = "", points: int = 0, states: dict) -> Admission:
+    def admit(
+        self,
+        user_id: int,
+        *,
+        action_id: str = "",
+        points: int = 0,
+        kind: str = "",
+        kind_limit: int = 0,
+        states: dict,
+    ) -> Admission:
         if not self.warned:
             logger.warning("no Redis: score rate limits are counted per process")
             self.warned = True
@@ -268,9 +306,15 @@ class LocalLimits:
                 while log and log[0] <= now - window:
                     log.popleft()
             reviewed = user_id in (self.reviews or ())
-            if len(mine) >= settings.RATE_LIMIT_PER_USER:
-                retry = math.ceil((mine[0] + window - now) * 1000)
-                refused = Admission(None, "user", retry, 0, retry, under_review=reviewed)
+            of_kind = self.kinds.setdefault((user_id, kind), deque())
+            while of_kind and of_kind[0] <= now - window:
+                of_kind.popleft()
+            if len(mine) >= settings.RATE_LIMIT_PER_USER or (kind_limit and len(of_kind) >= kind_limit):
+                verdict, log = (
+                    ("user", mine) if len(mine) >= settings.RATE_LIMIT_PER_USER else ("type", of_kind)
+                )
+                retry = math.ceil((log[0] + window - now) * 1000)
+                refused = Admission(None, verdict, retry, 0, retry, under_review=reviewed)
                 mode = states["penalties"].mode
                 level = (
                     self._violation(user_id, now, needed=int(states["penalties"].threshold))
@@ -294,6 +338,8 @@ class LocalLimits:
                 )
             mine.append(now)
             self.everyone.append(now)
+            if kind_limit:
+                of_kind.append(now)
             reset = (mine[0] + window - now) * 1000
             velocity = gains = 0
             if not (reviewed and states["manual_review"].mode == ENFORCE):
@@ -351,6 +397,7 @@ class LocalLimits:
     def clear(self) -> None:
         with self.lock:
             self.players.clear()
+            self.kinds.clear()
             self.everyone.clear()
             self.violations.clear()
             self.levels.clear()
@@ -369,6 +416,8 @@ async def admit_score_request(
     sid: str,
     action_id: str = "",
     points: int = 0,
+    kind: str = "",
+    kind_limit: int = 0,
     client_ip: str | None = None,
     session_checked: bool = False,
 ) -> Admission:
@@ -391,7 +440,13 @@ async def admit_score_request(
     if aio.async_redis() is not None:
         try:
             admission = await admit(
-                sid=sid, user_id=user_id, trusted=session_checked, action_id=action_id, points=points
+                sid=sid,
+                user_id=user_id,
+                trusted=session_checked,
+                action_id=action_id,
+                points=points,
+                kind=kind,
+                kind_limit=kind_limit,
             )
             if admission.verdict == "skip":
                 if session_state_from_cache(admission.session, user_id=user_id) is False:
@@ -400,7 +455,13 @@ async def admit_score_request(
                 if not await session_live_in_database():
                     raise Unauthorized("The session has ended.")
                 admission = await admit(
-                    sid=sid, user_id=user_id, trusted=True, action_id=action_id, points=points
+                    sid=sid,
+                    user_id=user_id,
+                    trusted=True,
+                    action_id=action_id,
+                    points=points,
+                    kind=kind,
+                    kind_limit=kind_limit,
                 )
         except RedisError as error:
             logger.error("redis unreachable (%s): rate limits counted in this process", error)
@@ -412,7 +473,9 @@ async def admit_score_request(
             from antifraud.selectors import reviewed_player_ids
 
             local_limits.reviews = await aio.db_call(reviewed_player_ids)()
-        admission = local_limits.admit(user_id, action_id=action_id, points=points, states=states)
+        admission = local_limits.admit(
+            user_id, action_id=action_id, points=points, kind=kind, kind_limit=kind_limit, states=states
+        )
     if admission.shadow_ban_level:
         from antifraud.services import decision_record
 

@@ -6,8 +6,16 @@ from scores.selectors import action_rules_forget
 
 @admin.register(ActionType)
 class ActionTypeAdmin(admin.ModelAdmin):
-    list_display = ("name", "min_points", "max_points", "enabled", "signature_required", "updated_at")
-    list_editable = ("min_points", "max_points", "enabled")
+    list_display = (
+        "name",
+        "min_points",
+        "max_points",
+        "enabled",
+        "rate_per_window",
+        "signature_required",
+        "updated_at",
+    )
+    list_editable = ("min_points", "max_points", "enabled", "rate_per_window")
     search_fields = ("name",)
 
     def save_model(self, request, obj, form, change):

@@ -12,6 +12,13 @@ class ActionType(models.Model):
     min_points = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
     max_points = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(2**31 - 1)])
     enabled = models.BooleanField(default=True)
+    rate_per_window = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="At most this many actions of this type per player in any RATE_LIMIT_WINDOW "
+        "(on top of RATE_LIMIT_PER_USER); empty: no limit of its own.",
+    )
     signature_required = models.BooleanField(
         default=False, help_text="Refuse actions of this type without a valid client signature."
     )

@@ -29,6 +29,7 @@ def action_rules() -> dict[str, ActionRule]:
                 row.enabled,
                 row.signature_required,
                 row.signing_secret,
+                row.rate_per_window,
             )
             for row in ActionType.objects.all()
         }

@@ -73,12 +73,15 @@ async def score_submit_request(
     """POST /api/scores after the token, for every door: check the action, admit it (address,
     session, bans, rate limits, review state: one Redis round trip), then credit it, or hold
     it when the player is under review; the gains rules judge it after the credit."""
-    action_check(action, rule=(await action_rules_async()).get(action.action_type), user_id=user_id)
+    rule = (await action_rules_async()).get(action.action_type)
+    action_check(action, rule=rule, user_id=user_id)
     admission = await admit_score_request(
         user_id=user_id,
         sid=sid,
         action_id=action.action_id,
         points=action.points,
+        kind=action.action_type,
+        kind_limit=rule.rate_per_window or 0,
         client_ip=action.client_ip,
         session_checked=session_checked,
     )

@@ -29,6 +29,7 @@ class ActionRule:
     enabled: bool
     signature_required: bool = False
     signing_secret: str = ""
+    rate_per_window: int | None = None  # this type's own limit per player and window
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,3 +103,19 @@ def test_the_drf_door_applies_the_same_limits(limits, client_for, player, action
     ]
     assert [answer.status_code for answer in answers] == [200, 200, 429]
     assert answers[2].json()["error_code"] == "RATE_LIMIT_EXCEEDED"
+
+
+def test_an_action_type_can_have_its_own_limit(limits, player, post):
+    from scores.models import ActionType
+    from scores.selectors import action_rules_forget
+
+    limits(per_user=10, window=30)
+    ActionType.objects.filter(name="level_up").update(rate_per_window=2)
+    action_rules_forget()
+    assert [post(player, action_type="level_up", points=60).status_code for _ in range(2)] == [200, 200]
+    refused = post(player, action_type="level_up", points=60)
+    assert refused.status_code == 429 and "action type" in refused.json()["message"]
+    assert 28 <= refused.json()["retry_after"] <= 30
+    # Other types still count against the player's own limit only.
+    assert post(player, action_type="quest", points=5).status_code == 200
+    assert ScoreHistory.objects.filter(user=player, action_type="level_up").count() == 2
