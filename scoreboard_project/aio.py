@@ -22,6 +22,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
 
+from scoreboard_project.redis import AsyncBreakerConnection
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -121,6 +123,7 @@ def async_redis(url: str | None = None) -> aredis.Redis | None:
             socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
             socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
             health_check_interval=30,
+            connection_class=AsyncBreakerConnection,  # skip a dead Redis at once
         )
         client = resources.redis[url] = aredis.Redis(connection_pool=pool)
     return client

@@ -19,7 +19,14 @@ from django.http.request import split_domain_port, validate_host
 
 from scoreboard_project import aio
 from scoreboard_project.clientip import client_address, ip_or_none
-from scoreboard_project.errors import ApiError, InvalidAction, PayloadTooLarge, ServerError
+from scoreboard_project.errors import (
+    ApiError,
+    InvalidAction,
+    PayloadTooLarge,
+    ServerError,
+    database_unavailable,
+    database_unavailable_error,
+)
 
 logger = logging.getLogger("scoreboard.errors")
 
@@ -121,7 +128,10 @@ class HotPathApp:
             return error_response(error)
         except ClientGone:
             raise
-        except Exception:
+        except Exception as error:
+            if database_unavailable(error):
+                logger.error("database unreachable on %s %s: %s", scope["method"], scope["path"], error)
+                return error_response(database_unavailable_error())
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
             return error_response(ServerError())
 

@@ -11,6 +11,8 @@ from scoreboard_project.errors import (
     NotFound,
     PayloadTooLarge,
     ServerError,
+    database_unavailable,
+    database_unavailable_error,
     error_response,
 )
 
@@ -41,6 +43,9 @@ class JsonErrorMiddleware:
     def process_exception(self, request, exception):
         if isinstance(exception, RequestDataTooBig):
             return error_response(PayloadTooLarge())
+        if database_unavailable(exception):
+            logger.error("database unreachable on %s %s: %s", request.method, request.path, exception)
+            return error_response(database_unavailable_error())
         logger.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(ServerError())
 

@@ -122,17 +122,28 @@ PASSWORD_HASHERS = env.list(
 # Redis: ranking index, top-10 cache, sessions, rate limits, channel layer. Empty: none.
 REDIS_URL = env.str("REDIS_URL")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", 1.0)
+# Circuit breaker per process and Redis server: open after this many consecutive failures,
+# then skip Redis (database fallbacks answer) and probe it again after the pause (seconds).
+REDIS_BREAKER_FAILURES = env.int("REDIS_BREAKER_FAILURES", 3, minimum=1)
+REDIS_BREAKER_RESET = env.float("REDIS_BREAKER_RESET", 2.0)
 
 # Redis pub/sub channels ignore the database number: channel names carry this prefix so
 # deployments (or test runs) sharing one Redis server never hear each other.
 REDIS_CHANNEL_PREFIX = env.str("REDIS_CHANNEL_PREFIX", f"sb{urlsplit(REDIS_URL).path.strip('/') or '0'}")
 
 if REDIS_URL:
+    from scoreboard_project.redis import BreakerConnection
+
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "cache",
+            "OPTIONS": {
+                "socket_timeout": REDIS_SOCKET_TIMEOUT,
+                "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+                "connection_class": BreakerConnection,
+            },
         }
     }
     CHANNEL_LAYERS = {
@@ -258,6 +269,10 @@ GROUP_COMMIT_MAX_BATCH = env.int("GROUP_COMMIT_MAX_BATCH", 64, minimum=1)
 GROUP_COMMIT_MAX_WAIT_MS = env.float("GROUP_COMMIT_MAX_WAIT_MS", 1.0)
 GROUP_COMMIT_CONCURRENCY = env.int("GROUP_COMMIT_CONCURRENCY", 8, minimum=1)
 LEADERBOARD_LOCAL_TTL = env.float("LEADERBOARD_LOCAL_TTL", 0.5)
+# Redis unreachable: the board read from the database is kept this many seconds per process.
+LEADERBOARD_FALLBACK_TTL = env.float("LEADERBOARD_FALLBACK_TTL", 1.0)
+# PostgreSQL unreachable: the retry_after of the 503 SERVICE_UNAVAILABLE answers (seconds).
+DB_RETRY_AFTER = env.int("DB_RETRY_AFTER", 5, minimum=1)
 BATCH_MAX_ACTIONS = env.int("BATCH_MAX_ACTIONS", 500, minimum=1)
 BATCH_MAX_BODY = env.int("BATCH_MAX_BODY", 256 * 1024, minimum=16 * 1024)
 # Django reads bodies up to the batch limit; JsonErrorMiddleware holds every other path to 16 KiB.

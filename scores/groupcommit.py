@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from scoreboard_project.errors import database_unavailable
 from scores.ledger import POSTGRES_CREDIT, Credit, credit_params
 from scores.validation import ScoreAction
 
@@ -129,7 +130,13 @@ class GroupCommitter:
         unique = list(first.values())
         try:
             credits = await self._credit_together(unique)
-        except Exception:
+        except Exception as error:
+            if database_unavailable(error):
+                # No database: retrying one by one would make each wait for the pool again.
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(error)
+                return
             logger.warning(
                 "group commit of %d actions failed; retrying one by one", len(unique), exc_info=True
             )
