@@ -35,8 +35,11 @@ class LoopResources:
         self.pg_pool: Any = None
         self.redis: dict[str, aredis.Redis] = {}
         self.singletons: dict[str, Any] = {}
+        self.pool_check: asyncio.Task | None = None
 
     async def close(self) -> None:
+        if self.pool_check is not None:
+            self.pool_check.cancel()
         for value in self.singletons.values():
             closer = getattr(value, "aclose", None)
             if closer is not None:
@@ -105,6 +108,33 @@ async def pg_pool():
         resources.pg_pool = pool
         await pool.open()
     return resources.pg_pool
+
+
+def pg_pool_check_soon() -> None:
+    """After a connection error: have this loop's pool test its idle connections in the
+    background and drop the dead ones, so that requests after an outage do not each meet one
+    (psycopg's pool would hand them out until they fail)."""
+    resources = _by_loop.get(asyncio.get_running_loop())
+    pool = resources.pg_pool if resources is not None else None
+    if pool is None or resources.pool_check is not None:
+        return
+
+    async def check() -> None:
+        try:
+            await pool.check()
+        except Exception:  # best effort: the pool reconnects by itself anyway
+            logger.debug("pool check failed", exc_info=True)
+        finally:
+            resources.pool_check = None
+
+    resources.pool_check = asyncio.get_running_loop().create_task(check())
+
+
+def pg_pool_check_soon_threadsafe() -> None:
+    """`pg_pool_check_soon` for the background loop, from a synchronous caller's thread."""
+    loop = background._loop
+    if loop is not None and not loop.is_closed():
+        loop.call_soon_threadsafe(pg_pool_check_soon)
 
 
 def async_redis(url: str | None = None) -> aredis.Redis | None:

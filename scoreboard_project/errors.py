@@ -182,7 +182,10 @@ def api_error_from(exc: Exception) -> ApiError | None:
     if isinstance(exc, Http404):
         return NotFound()
     if database_unavailable(exc):
+        from scoreboard_project import aio
+
         logger.error("database unreachable: %s: %s", type(exc).__name__, exc)
+        aio.pg_pool_check_soon_threadsafe()
         return database_unavailable_error()
     return None
 

@@ -131,6 +131,7 @@ class HotPathApp:
         except Exception as error:
             if database_unavailable(error):
                 logger.error("database unreachable on %s %s: %s", scope["method"], scope["path"], error)
+                aio.pg_pool_check_soon()
                 return error_response(database_unavailable_error())
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
             return error_response(ServerError())

@@ -128,6 +128,10 @@ class TcpProxy:
 
     def cut(self) -> None:
         if self.listener is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone would leave the
+            # kernel's listening socket alive, still accepting, until that call returned.
+            with contextlib.suppress(OSError):
+                self.listener.shutdown(socket.SHUT_RDWR)
             self.listener.close()
             self.listener = None
         with self.lock:
