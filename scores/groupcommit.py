@@ -31,7 +31,9 @@ WITH input AS (
 ), credited AS (
     INSERT INTO score_history (user_id, action_id, action_type, points, request_hash, client_ip, created_at)
     SELECT user_id, action_id, action_type, points, request_hash, client_ip, clock_timestamp()
-    FROM input ORDER BY action_id
+    FROM input i
+    WHERE NOT EXISTS (SELECT 1 FROM score_history_archive a WHERE a.action_id = i.action_id)
+    ORDER BY action_id
     ON CONFLICT (action_id) DO NOTHING
     RETURNING user_id, action_id
 ), totals AS (
