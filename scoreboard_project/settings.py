@@ -173,6 +173,12 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing must never hold anything up for long: a dead broker fails a connection attempt
+# after this many seconds (the outbox keeps the message for the relay).
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECT_TIMEOUT", 1.0)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT}
+# Seconds between two runs of the outbox relay (beat).
+OUTBOX_RELAY_INTERVAL = env.float("OUTBOX_RELAY_INTERVAL", 10.0)
 
 # The product's own settings (API.md section 7).
 RATE_LIMIT_PER_USER = env.int("RATE_LIMIT_PER_USER", 10, minimum=1)
@@ -298,4 +304,5 @@ PENALTY_STEPS = [int(step) for step in env.list("PENALTY_STEPS", ["60", "300", "
 PENALTY_MEMORY = env.int("PENALTY_MEMORY", 7 * 24 * 3600, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "restore-players-after-bans": {"task": "antifraud.tasks.bans_restore", "schedule": 30.0},
+    "relay-outbox": {"task": "scores.tasks.outbox_relay", "schedule": OUTBOX_RELAY_INTERVAL},
 }

@@ -117,3 +117,44 @@ class ScoreHistoryArchive(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action_id} ({self.points}, archived)"
+
+
+class OutboxMessage(models.Model):
+    """A Celery task recorded in the same transaction as the work it belongs to, published
+    after the commit (or later by the relay) with its id as the task id: nothing is lost
+    when the broker is down, and consumers skip ids they have already processed."""
+
+    id = models.UUIDField(primary_key=True)
+    task_name = models.CharField(max_length=200)
+    kwargs = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    # The next publishing attempt is not before this (backoff after a failure).
+    available_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "outbox_message"
+        indexes = [
+            models.Index(
+                fields=["available_at"], name="idx_outbox_pending", condition=Q(sent_at__isnull=True)
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} {self.id}"
+
+
+class ProcessedTask(models.Model):
+    """Task ids a consumer has processed: a redelivered outbox message is skipped."""
+
+    task_id = models.CharField(max_length=64, primary_key=True)
+    task_name = models.CharField(max_length=200)
+    processed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "processed_task"
+
+    def __str__(self) -> str:
+        return f"{self.task_name} {self.task_id}"
