@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,15 @@ def test_a_broker_outage_loses_nothing_and_runs_every_task_once(broker, tmp_path
     finally:
         worker.terminate()
         worker.wait(20)
+
+
+def test_relay_outbox_resends_what_a_broker_lost(eager, tmp_path):
+    effects = tmp_path / "effects"
+    with transaction.atomic():
+        message_id = outbox_enqueue(TASK, {"path": str(effects)})
+    out = StringIO()
+    call_command("relay_outbox", "--resend-since", "2000-01-01T00:00:00Z", stdout=out)
+    assert "1 messages sent since 2000-01-01T00:00:00+00:00 marked for sending again." in out.getvalue()
+    assert "Published 1 messages; 0 still pending." in out.getvalue()
+    assert lines(effects) == [str(message_id)]  # delivered twice, took effect once
+    assert lines(Path(f"{effects}.deliveries")) == [str(message_id)] * 2
