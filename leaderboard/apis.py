@@ -3,7 +3,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
-from leaderboard.board import board_json
+from leaderboard.board import board_is_stale, board_json
 from leaderboard.serializers import ScoreboardOutput
 from scoreboard_project import aio
 from scoreboard_project.openapi import error_headers, error_responses
@@ -58,4 +58,8 @@ class ScoreboardApi(APIView):
         auth=[],
     )
     def get(self, request):
-        return HttpResponse(aio.run(board_json()), content_type="application/json")
+        body = aio.run(board_json())
+        response = HttpResponse(body, content_type="application/json")
+        if board_is_stale(body):
+            response["X-Scoreboard-Stale"] = "true"
+        return response

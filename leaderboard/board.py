@@ -8,12 +8,29 @@ stale copy share one refresh.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from django.conf import settings
 
 from leaderboard.selectors import leaderboard_top_versioned
 from scoreboard_project import aio, metrics
+from scoreboard_project.errors import database_unavailable
+
+logger = logging.getLogger(__name__)
+
+# A stale board (the database unreachable, Redis too or its cache cold) carries this field.
+STALE_TAIL = b', "stale": true}'
+STALE_RETRY_SECONDS = 1.0
+
+
+def stale(body: bytes) -> bytes:
+    return body if body.endswith(STALE_TAIL) else body[:-1] + STALE_TAIL
+
+
+def board_is_stale(body: bytes) -> bool:
+    return body.endswith(STALE_TAIL)
+
 
 # Bumped when this process learns that the board changed; copies remember the value they saw.
 _generation = 0
@@ -32,10 +49,13 @@ class LocalBoard:
         self.fetched = 0.0
         self.refreshing: asyncio.Task | None = None
         self.refreshing_generation = -1
+        self.stale_until = 0.0
 
     async def get(self) -> tuple[bytes, int]:
         """The body of GET /api/scoreboard and the board's version."""
         generation = _generation
+        if self.body is not None and self.stale_until > time.monotonic():
+            return stale(self.body), self.version
         fresh = time.monotonic() - self.fetched < settings.LEADERBOARD_LOCAL_TTL
         if self.body is not None and fresh and self.generation == generation:
             metrics.BOARD_PROCESS_HIT.inc()
@@ -53,7 +73,17 @@ class LocalBoard:
 
         try:
             listen()
-            body, version = await leaderboard_top_versioned()
+            try:
+                body, version = await leaderboard_top_versioned()
+            except Exception as error:
+                if self.body is None or not database_unavailable(error):
+                    raise
+                # No database (and no Redis cache): the last board this process saw, marked
+                # stale, for a second before the next attempt.
+                logger.warning("database unreachable (%s): serving the last board, stale", error)
+                self.stale_until = time.monotonic() + STALE_RETRY_SECONDS
+                return stale(self.body), self.version
+            self.stale_until = 0.0
             # Without Redis the version is this process's count of changes.
             version = generation if version is None else version
             if generation >= self.generation:  # a slower, older refresh never overwrites

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -102,10 +103,27 @@ async def leaderboard_top_versioned(*, board: str | None = None) -> tuple[bytes,
     if client is not None:
         try:
             return await _top_json_from_redis(client, board_keys(board))
-        except RedisError:
+        except RedisError as error:
             metrics.BOARD_REDIS_ERROR.inc()
-            logger.warning("redis unreachable; scoreboard read from the database")
+            key = (settings.REDIS_URL, board or settings.LEADERBOARD_NAME)
+            return await _top_json_fallback(key, error), None
     return json.dumps(await aio.db_call(leaderboard_top_from_db)()).encode(), None
+
+
+# Redis configured but unreachable: the board from the database, kept briefly per process
+# (every GET would otherwise be two queries): (Redis URL, board) -> (monotonic time, body).
+_fallback_boards: dict[tuple[str, str], tuple[float, bytes]] = {}
+
+
+async def _top_json_fallback(key: tuple[str, str], error: Exception) -> bytes:
+    found = _fallback_boards.get(key)
+    now = time.monotonic()
+    if found is not None and now - found[0] < settings.LEADERBOARD_FALLBACK_TTL:
+        return found[1]
+    logger.warning("redis unreachable (%s); scoreboard read from the database", error)
+    body = json.dumps(await aio.db_call(leaderboard_top_from_db)()).encode()
+    _fallback_boards[key] = (now, body)
+    return body
 
 
 def leaderboard_top(*, board: str | None = None) -> dict:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -59,6 +62,10 @@ async def leaderboard_record(*, records: list[Record], board: str | None = None)
             asyncio.get_running_loop().create_task(_record_later(records, board, settings.REDIS_URL))
     rank_of = aio.db_call(user_rank_from_db)
     ranks = [await rank_of(total=record.total, user_id=record.user_id) for record in records]
+    if client is not None:
+        for record, rank in zip(records, ranks, strict=True):
+            if record.status:
+                answer_remember_locally(record.action_id, f"{record.status}:{record.total}:{rank}")
     # Without Redis this process is the whole service: tell its board and sockets directly.
     board_changed_here()
     for record, rank in zip(records, ranks, strict=True):
@@ -70,6 +77,21 @@ async def leaderboard_record(*, records: list[Record], board: str | None = None)
 
 
 RECORD_RETRIES = (0.5, 1, 2, 4, 8, 16, 30)
+
+# Answers for replays that Redis could not store (it was unreachable): kept in this process,
+# the most recent LOCAL_ANSWERS_MAX, so a retry reaching the same process gets its original body.
+LOCAL_ANSWERS_MAX = 100_000
+_local_answers: OrderedDict[str, str] = OrderedDict()
+
+
+def answer_remember_locally(action_id: str, answer: str) -> None:
+    _local_answers[action_id] = answer
+    while len(_local_answers) > LOCAL_ANSWERS_MAX:
+        _local_answers.popitem(last=False)
+
+
+def answer_remembered_locally(action_id: str) -> str | None:
+    return _local_answers.get(action_id)
 
 
 async def _record_later(records: list[Record], board: str | None, url: str) -> None:
@@ -218,3 +240,81 @@ def _rebuild_chunk(client, rows, index_key, reached_key, names_key) -> int:
         pipe.hset(names_key, mapping={str(user_id): name for user_id, name, _, _ in rows})
         pipe.execute()
     return len(rows)
+
+
+# Recovery after a Redis outage (the breaker of REDIS_URL's server closed again): rebuild the
+# index from the database once, whichever process gets there first. The lock keeps two
+# processes from rebuilding at once; the mark (wall-clock start of the last rebuild's
+# snapshot) lets a process skip the rebuild when another one began after its own last failed
+# Redis call, since that snapshot already holds every credit this process could not index.
+RECOVERY_LOCK_SECONDS = 300
+RECOVERY_WAIT_SECONDS = 60
+CLOCK_MARGIN_SECONDS = 1.0
+
+RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+MARK_SCRIPT = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+
+def recovery_keys(board: str | None = None) -> tuple[str, str]:
+    base = board_keys(board).index.rsplit(":", 1)[0]
+    return f"{base}:rebuild-lock", f"{base}:rebuilt-from"
+
+
+def leaderboard_recover(*, since: float, board: str | None = None) -> str:
+    """Make the index agree with the database after an outage that ended at `since` (wall
+    clock of the last failed call): "rebuilt", "skipped" (a rebuild started after it) or
+    "gave-up" (another process held the lock too long; rebuild_leaderboard fixes it)."""
+    client = redis_client()
+    if client is None:
+        return "skipped"
+    lock_key, mark_key = recovery_keys(board)
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + RECOVERY_WAIT_SECONDS
+    while True:
+        mark = client.get(mark_key)
+        if mark is not None and float(mark) >= since:
+            logger.info("ranking index already rebuilt after the Redis outage; nothing to do")
+            return "skipped"
+        if client.set(lock_key, token, nx=True, ex=RECOVERY_LOCK_SECONDS):
+            try:
+                started = time.time() - CLOCK_MARGIN_SECONDS
+                count = leaderboard_rebuild(board=board)
+                client.eval(MARK_SCRIPT, 1, mark_key, repr(started))
+            finally:
+                client.eval(RELEASE_SCRIPT, 1, lock_key, token)
+            logger.warning("ranking index rebuilt from the database after a Redis outage (%d players)", count)
+            return "rebuilt"
+        if time.monotonic() > deadline:
+            logger.error("ranking index not rebuilt after the Redis outage: run rebuild_leaderboard")
+            return "gave-up"
+        time.sleep(0.5)
+
+
+def _recover_in_thread(since: float) -> None:
+    from django.db import connections
+
+    try:
+        leaderboard_recover(since=since)
+    except Exception:
+        logger.exception("ranking index recovery failed: run rebuild_leaderboard")
+    finally:
+        connections.close_all()
+
+
+def leaderboard_on_redis_recovered(breaker, since: float) -> None:
+    """Breaker hook: Redis answers again; reconcile the index in the background (never on
+    the request that probed)."""
+    from scoreboard_project.redis import redis_breaker
+
+    if breaker is not redis_breaker():
+        return
+    threading.Thread(
+        target=_recover_in_thread, args=(since,), name="leaderboard-recover", daemon=True
+    ).start()

@@ -22,6 +22,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
 
+from scoreboard_project.redis import AsyncBreakerConnection
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -33,8 +35,11 @@ class LoopResources:
         self.pg_pool: Any = None
         self.redis: dict[str, aredis.Redis] = {}
         self.singletons: dict[str, Any] = {}
+        self.pool_check: asyncio.Task | None = None
 
     async def close(self) -> None:
+        if self.pool_check is not None:
+            self.pool_check.cancel()
         for value in self.singletons.values():
             closer = getattr(value, "aclose", None)
             if closer is not None:
@@ -105,6 +110,33 @@ async def pg_pool():
     return resources.pg_pool
 
 
+def pg_pool_check_soon() -> None:
+    """After a connection error: have this loop's pool test its idle connections in the
+    background and drop the dead ones, so that requests after an outage do not each meet one
+    (psycopg's pool would hand them out until they fail)."""
+    resources = _by_loop.get(asyncio.get_running_loop())
+    pool = resources.pg_pool if resources is not None else None
+    if pool is None or resources.pool_check is not None:
+        return
+
+    async def check() -> None:
+        try:
+            await pool.check()
+        except Exception:  # best effort: the pool reconnects by itself anyway
+            logger.debug("pool check failed", exc_info=True)
+        finally:
+            resources.pool_check = None
+
+    resources.pool_check = asyncio.get_running_loop().create_task(check())
+
+
+def pg_pool_check_soon_threadsafe() -> None:
+    """`pg_pool_check_soon` for the background loop, from a synchronous caller's thread."""
+    loop = background._loop
+    if loop is not None and not loop.is_closed():
+        loop.call_soon_threadsafe(pg_pool_check_soon)
+
+
 def async_redis(url: str | None = None) -> aredis.Redis | None:
     """This loop's Redis client for REDIS_URL (or `url`), or None without Redis."""
     url = settings.REDIS_URL if url is None else url
@@ -121,6 +153,7 @@ def async_redis(url: str | None = None) -> aredis.Redis | None:
             socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
             socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
             health_check_interval=30,
+            connection_class=AsyncBreakerConnection,  # skip a dead Redis at once
         )
         client = resources.redis[url] = aredis.Redis(connection_pool=pool)
     return client

@@ -96,6 +96,47 @@ class ServerError(ApiError):
     status, code, default_message = 500, "INTERNAL_ERROR", "An unexpected error occurred."
 
 
+# SQLSTATE of a lost or refused connection: class 08, and the server shutting down or starting.
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def database_unavailable(exc: BaseException | None) -> bool:
+    """Did this error come from an unreachable database (not from a bad query)?
+
+    psycopg's connection errors and pool timeouts, and Django's wrappers of them; a
+    serialisation failure or a constraint violation is not one.
+    """
+    import psycopg
+    from django.db import utils as db_utils
+    from psycopg_pool import PoolClosed, PoolTimeout
+
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, (PoolTimeout, PoolClosed)):
+            return True
+        if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, psycopg.errors.QueryCanceled):
+            state = exc.sqlstate
+            if state is None or state.startswith(_UNAVAILABLE_STATES):
+                return True
+        if isinstance(exc, (psycopg.InterfaceError, db_utils.InterfaceError)):
+            return True
+        if isinstance(exc, db_utils.OperationalError) and exc.__cause__ is None:
+            # Django raises its own OperationalError without a driver error only for a
+            # connection it could not make ("the connection is closed" and the like).
+            return "connection" in str(exc).lower()
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def database_unavailable_error() -> ServiceUnavailable:
+    from django.conf import settings
+
+    return ServiceUnavailable(
+        "The database is unreachable; nothing was written. Try again shortly.",
+        retry_after=settings.DB_RETRY_AFTER,
+    )
+
+
 def error_response(error: ApiError) -> JsonResponse:
     return JsonResponse(error.body(), status=error.status, headers=error.headers())
 
@@ -140,6 +181,12 @@ def api_error_from(exc: Exception) -> ApiError | None:
         return ApiError(str(exc.detail))
     if isinstance(exc, Http404):
         return NotFound()
+    if database_unavailable(exc):
+        from scoreboard_project import aio
+
+        logger.error("database unreachable: %s: %s", type(exc).__name__, exc)
+        aio.pg_pool_check_soon_threadsafe()
+        return database_unavailable_error()
     if isinstance(exc, PermissionDenied):
         return Forbidden()
     if isinstance(exc, RequestDataTooBig):

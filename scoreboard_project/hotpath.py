@@ -20,7 +20,14 @@ from django.http.request import split_domain_port, validate_host
 
 from scoreboard_project import aio, metrics
 from scoreboard_project.clientip import client_address, ip_or_none
-from scoreboard_project.errors import ApiError, InvalidAction, PayloadTooLarge, ServerError
+from scoreboard_project.errors import (
+    ApiError,
+    InvalidAction,
+    PayloadTooLarge,
+    ServerError,
+    database_unavailable,
+    database_unavailable_error,
+)
 from scoreboard_project.logs import request_id_start
 
 logger = logging.getLogger("scoreboard.errors")
@@ -133,7 +140,11 @@ class HotPathApp:
             return error_response(error)
         except ClientGone:
             raise
-        except Exception:
+        except Exception as error:
+            if database_unavailable(error):
+                logger.error("database unreachable on %s %s: %s", scope["method"], scope["path"], error)
+                aio.pg_pool_check_soon()
+                return error_response(database_unavailable_error())
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
             return error_response(ServerError())
 

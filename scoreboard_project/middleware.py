@@ -12,6 +12,8 @@ from scoreboard_project.errors import (
     PayloadTooLarge,
     ServerError,
     api_error_from,
+    database_unavailable,
+    database_unavailable_error,
     error_response,
 )
 
@@ -73,6 +75,9 @@ class JsonErrorMiddleware:
         return response
 
     def process_exception(self, request, exception):
+        if database_unavailable(exception):
+            logger.error("database unreachable on %s %s: %s", request.method, request.path, exception)
+            return error_response(database_unavailable_error())
         error = api_error_from(exception)  # Django's own: 403, 404, 413, 400
         if error is not None:
             return error_response(error)

@@ -104,6 +104,9 @@ DATABASES = {"default": database_from_url(DB_CONNECTION_STRING, base_dir=BASE_DI
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", 60, minimum=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # An unreachable server fails a connection attempt after this many seconds (a query
+    # parameter `connect_timeout` in DB_CONNECTION_STRING wins).
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", 3, minimum=1))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
@@ -126,17 +129,28 @@ PASSWORD_HASHERS = env.list(
 # Redis: ranking index, top-10 cache, sessions, rate limits, channel layer. Empty: none.
 REDIS_URL = env.str("REDIS_URL")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", 1.0)
+# Circuit breaker per process and Redis server: open after this many consecutive failures,
+# then skip Redis (database fallbacks answer) and probe it again after the pause (seconds).
+REDIS_BREAKER_FAILURES = env.int("REDIS_BREAKER_FAILURES", 3, minimum=1)
+REDIS_BREAKER_RESET = env.float("REDIS_BREAKER_RESET", 2.0)
 
 # Redis pub/sub channels ignore the database number: channel names carry this prefix so
 # deployments (or test runs) sharing one Redis server never hear each other.
 REDIS_CHANNEL_PREFIX = env.str("REDIS_CHANNEL_PREFIX", f"sb{urlsplit(REDIS_URL).path.strip('/') or '0'}")
 
 if REDIS_URL:
+    from scoreboard_project.redis import BreakerConnection
+
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "cache",
+            "OPTIONS": {
+                "socket_timeout": REDIS_SOCKET_TIMEOUT,
+                "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+                "connection_class": BreakerConnection,
+            },
         }
     }
     CHANNEL_LAYERS = {
@@ -163,6 +177,12 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing must never hold anything up for long: a dead broker fails a connection attempt
+# after this many seconds (the outbox keeps the message for the relay).
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECT_TIMEOUT", 1.0)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT}
+# Seconds between two runs of the outbox relay (beat).
+OUTBOX_RELAY_INTERVAL = env.float("OUTBOX_RELAY_INTERVAL", 10.0)
 
 # The product's own settings (API.md section 7).
 RATE_LIMIT_PER_USER = env.int("RATE_LIMIT_PER_USER", 10, minimum=1)
@@ -306,6 +326,10 @@ GROUP_COMMIT_MAX_BATCH = env.int("GROUP_COMMIT_MAX_BATCH", 64, minimum=1)
 GROUP_COMMIT_MAX_WAIT_MS = env.float("GROUP_COMMIT_MAX_WAIT_MS", 1.0)
 GROUP_COMMIT_CONCURRENCY = env.int("GROUP_COMMIT_CONCURRENCY", 8, minimum=1)
 LEADERBOARD_LOCAL_TTL = env.float("LEADERBOARD_LOCAL_TTL", 0.5)
+# Redis unreachable: the board read from the database is kept this many seconds per process.
+LEADERBOARD_FALLBACK_TTL = env.float("LEADERBOARD_FALLBACK_TTL", 1.0)
+# PostgreSQL unreachable: the retry_after of the 503 SERVICE_UNAVAILABLE answers (seconds).
+DB_RETRY_AFTER = env.int("DB_RETRY_AFTER", 5, minimum=1)
 BATCH_MAX_ACTIONS = env.int("BATCH_MAX_ACTIONS", 500, minimum=1)
 BATCH_MAX_BODY = env.int("BATCH_MAX_BODY", 256 * 1024, minimum=16 * 1024)
 # Django reads bodies up to the batch limit; JsonErrorMiddleware holds every other path to 16 KiB.
@@ -346,4 +370,5 @@ CELERY_BEAT_SCHEDULE = {
         "task": "antifraud.tasks.analyse_patterns",
         "schedule": float(PATTERN_ANALYSIS_INTERVAL),
     },
+    "relay-outbox": {"task": "scores.tasks.outbox_relay", "schedule": OUTBOX_RELAY_INTERVAL},
 }

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from scoreboard_project import metrics
+from scoreboard_project.errors import database_unavailable
 from scores.ledger import POSTGRES_CREDIT, Credit, credit_params
 from scores.validation import ScoreAction
 
@@ -32,7 +33,9 @@ WITH input AS (
 ), credited AS (
     INSERT INTO score_history (user_id, action_id, action_type, points, request_hash, client_ip, created_at)
     SELECT user_id, action_id, action_type, points, request_hash, client_ip, clock_timestamp()
-    FROM input ORDER BY action_id
+    FROM input i
+    WHERE NOT EXISTS (SELECT 1 FROM score_history_archive a WHERE a.action_id = i.action_id)
+    ORDER BY action_id
     ON CONFLICT (action_id) DO NOTHING
     RETURNING user_id, action_id
 ), totals AS (
@@ -131,7 +134,13 @@ class GroupCommitter:
         unique = list(first.values())
         try:
             credits = await self._credit_together(unique)
-        except Exception:
+        except Exception as error:
+            if database_unavailable(error):
+                # No database: retrying one by one would make each wait for the pool again.
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(error)
+                return
             logger.warning(
                 "group commit of %d actions failed; retrying one by one", len(unique), exc_info=True
             )

@@ -1,7 +1,7 @@
 """The ledger write: credit one action exactly once, with no read-modify-write.
 
 On PostgreSQL it is one statement: the history insert (which does nothing if the
-`action_id` exists) feeds the upsert of the total, and the new total comes back. The
+`action_id` exists, in `score_history` or in its archive) feeds the upsert of the total, and the new total comes back. The
 unique index on `action_id` serialises concurrent duplicates; the upsert locks the
 player's score row, so concurrent credits of one player add up.
 """
@@ -19,10 +19,11 @@ from scores.validation import ScoreAction
 POSTGRES_CREDIT = """
 WITH credited AS (
     INSERT INTO score_history (user_id, action_id, action_type, points, request_hash, client_ip, created_at)
-    VALUES (
+    SELECT * FROM (VALUES (
         %(user_id)s, %(action_id)s, %(action_type)s, %(points)s, %(request_hash)s, %(client_ip)s::inet,
         clock_timestamp()
-    )
+    )) AS v
+    WHERE NOT EXISTS (SELECT 1 FROM score_history_archive a WHERE a.action_id = %(action_id)s)
     ON CONFLICT (action_id) DO NOTHING
     RETURNING user_id, points
 )
@@ -35,7 +36,8 @@ RETURNING total_score, updated_at
 
 SQLITE_HISTORY = """
 INSERT INTO score_history (user_id, action_id, action_type, points, request_hash, client_ip, created_at)
-VALUES (%(user_id)s, %(action_id)s, %(action_type)s, %(points)s, %(request_hash)s, %(client_ip)s, %(now)s)
+SELECT %(user_id)s, %(action_id)s, %(action_type)s, %(points)s, %(request_hash)s, %(client_ip)s, %(now)s
+WHERE NOT EXISTS (SELECT 1 FROM score_history_archive WHERE action_id = %(action_id)s)
 ON CONFLICT (action_id) DO NOTHING
 RETURNING id
 """

@@ -96,3 +96,72 @@ class ScoreHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action_id} ({self.points})"
+
+
+class ScoreHistoryArchive(models.Model):
+    """History rows moved out of `score_history` by `manage.py archive_history`: the same
+    columns (and ids), so totals still equal live + archived accepted points, and their
+    `action_id`s stay used forever (the credit statement refuses them too)."""
+
+    id = models.BigIntegerField(primary_key=True)  # the row's id in score_history
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    action_id = models.CharField(max_length=36, unique=True)
+    action_type = models.CharField(max_length=50)
+    points = models.IntegerField()
+    request_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    voided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    archived_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "score_history_archive"
+        verbose_name_plural = "score history archive"
+        indexes = [models.Index(fields=["user", "created_at"], name="idx_archive_user_time")]
+
+    def __str__(self) -> str:
+        return f"{self.action_id} ({self.points}, archived)"
+
+
+class OutboxMessage(models.Model):
+    """A Celery task recorded in the same transaction as the work it belongs to, published
+    after the commit (or later by the relay) with its id as the task id: nothing is lost
+    when the broker is down, and consumers skip ids they have already processed."""
+
+    id = models.UUIDField(primary_key=True)
+    task_name = models.CharField(max_length=200)
+    kwargs = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    # The next publishing attempt is not before this (backoff after a failure).
+    available_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "outbox_message"
+        indexes = [
+            models.Index(
+                fields=["available_at"], name="idx_outbox_pending", condition=Q(sent_at__isnull=True)
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} {self.id}"
+
+
+class ProcessedTask(models.Model):
+    """Task ids a consumer has processed: a redelivered outbox message is skipped."""
+
+    task_id = models.CharField(max_length=64, primary_key=True)
+    task_name = models.CharField(max_length=200)
+    processed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "processed_task"
+
+    def __str__(self) -> str:
+        return f"{self.task_name} {self.task_id}"

@@ -56,7 +56,16 @@ def action_rules_forget() -> None:
 
 def history_owner(*, action_id: str) -> tuple[int, str] | None:
     """(user_id, request_hash) of a credited action, or None."""
-    return ScoreHistory.objects.filter(action_id=action_id).values_list("user_id", "request_hash").first()
+    from scores.models import ScoreHistoryArchive
+
+    found = ScoreHistory.objects.filter(action_id=action_id).values_list("user_id", "request_hash").first()
+    if found is None:  # archived by archive_history: still used, forever
+        found = (
+            ScoreHistoryArchive.objects.filter(action_id=action_id)
+            .values_list("user_id", "request_hash")
+            .first()
+        )
+    return found
 
 
 def score_of(*, user_id: int) -> Score | None:

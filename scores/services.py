@@ -21,7 +21,7 @@ from antifraud.rules import ENFORCE, rule_states_async
 from antifraud.services import alerts_after_credit, held_record
 from leaderboard.ranking import idempotency_key
 from leaderboard.selectors import user_rank
-from leaderboard.services import Record, leaderboard_record
+from leaderboard.services import Record, answer_remembered_locally, leaderboard_record
 from scoreboard_project import aio, metrics
 from scoreboard_project.errors import ApiError, DuplicateAction, InvalidAction, ServerError
 from scoreboard_project.logs import score_log_fields
@@ -262,7 +262,7 @@ async def _remembered(action_id: str) -> tuple[int, int, int] | None:
             await client.get(idempotency_key(action_id)) if client else cache.get(idempotency_key(action_id))
         )
     except RedisError:
-        return None
+        value = answer_remembered_locally(action_id)  # stored here while Redis was unreachable
     if value is None:
         return None
     if isinstance(value, bytes):

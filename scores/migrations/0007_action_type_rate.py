@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scores', '0004_history_ip_and_voids'),
+        ('scores', '0006_outbox'),
     ]
 
     operations = [
