@@ -122,6 +122,46 @@ def bans_restore() -> int:
     return count
 
 
+def bans_sync() -> int:
+    """Re-mark every ban in force in Redis, for the time it has left (after Redis lost its
+    data: the admission script refuses banned players by these keys). Returns the count."""
+    client = redis_client()
+    if client is None:
+        return 0
+    now = timezone.now()
+    in_force = Ban.objects.filter(lifted_at__isnull=True, ends_at__gt=now).values_list("user_id", "ends_at")
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for user_id, ends_at in in_force:
+                left = int((ends_at - now).total_seconds() * 1000)
+                if left > 0:
+                    # NX: a key the admission script set (with its ladder level) stays as it is.
+                    pipe.set(ban_key(user_id), "restored", px=left, nx=True)
+            pipe.execute()
+    except RedisError:
+        logger.error("redis unreachable; bans re-marked by the next bans_restore")
+        return 0
+    return len(in_force)
+
+
+def antifraud_on_redis_recovered(breaker, since: float) -> None:
+    """Breaker hook: Redis answers again; put back what it may have lost (bans, reviews)."""
+    import threading
+
+    from django.db import connections
+
+    def restore() -> None:
+        try:
+            bans_sync()
+            reviews_sync()
+        except Exception:
+            logger.exception("restoring bans and reviews in Redis failed; celery beat retries")
+        finally:
+            connections.close_all()
+
+    threading.Thread(target=restore, name="antifraud-recover", daemon=True).start()
+
+
 def ban_in_force(*, user_id: int) -> Ban | None:
     return Ban.objects.filter(user_id=user_id, lifted_at__isnull=True, ends_at__gt=timezone.now()).first()
 

@@ -5,7 +5,9 @@ from antifraud import patterns, services
 
 @shared_task(name="antifraud.tasks.bans_restore")
 def bans_restore() -> int:
-    """Put players whose bans ended back into the rankings (celery beat, every 30 s)."""
+    """Put players whose bans ended back into the rankings, and re-mark the bans in force in
+    Redis in case it lost them (celery beat, every 30 s)."""
+    services.bans_sync()
     return services.bans_restore()
 
 

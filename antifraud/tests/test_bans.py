@@ -111,3 +111,26 @@ def test_a_moderator_ban_refuses_scores_sockets_and_batches_until_lifted(asgi, p
     ban_lift(ban=ban)
     assert post(asgi, player).status_code == 200
     assert board_names(asgi) == (["cheater"], 1)
+
+
+@pytest.mark.redis
+def test_bans_and_reviews_come_back_after_redis_lost_them(asgi, player, django_db_blocker, settings):
+    from antifraud.services import bans_sync, review_open, reviews_sync
+    from scoreboard_project.redis import redis_client
+
+    other = player
+    with django_db_blocker.unblock():
+        ban_create(user_id=other.id, seconds=600, reason="bot")
+    assert post(asgi, other).status_code == 403
+    redis_client().flushdb()  # Redis restarted empty
+    assert bans_sync() == 1
+    refused = post(asgi, other)
+    assert refused.status_code == 403 and 590 <= refused.json()["retry_after"] <= 600
+    with django_db_blocker.unblock():
+        from antifraud.models import Ban
+
+        ban_lift(ban=Ban.objects.get(user=other))
+        review_open(user_id=other.id, reason="big gains")
+    redis_client().flushdb()
+    assert reviews_sync() == 1
+    assert post(asgi, other).status_code == 202  # held again: the review is known
