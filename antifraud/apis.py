@@ -98,7 +98,8 @@ def staff_schema(response, example, *, request=None, request_example=None, statu
 
 
 class IsStaff(BasePermission):
-    """Active staff only; the token's user is loaded, since moderators' actions name them."""
+    """Active staff with the model permission the endpoint names (as in the admin); the
+    token's user is loaded, since moderators' actions name them."""
 
     def has_permission(self, request, view) -> bool:
         from accounts.models import User
@@ -108,12 +109,16 @@ class IsStaff(BasePermission):
         user = User.objects.filter(pk=request.user.pk, is_active=True, is_staff=True).first()
         if user is None:
             raise Forbidden("Staff only.")
+        needed = view.permissions.get(request.method)
+        if needed and not user.has_perm(needed):
+            raise Forbidden(f"This needs the permission {needed}.")
         request.user = user
         return True
 
 
 class StaffApi(APIView):
     permission_classes = [IsStaff]
+    permissions: dict[str, str] = {}  # method -> the Django permission it needs
 
 
 def _valid(serializer_class, data):
@@ -127,6 +132,8 @@ def _page(queryset, offset: int) -> list:
 
 
 class FlagListApi(StaffApi):
+    permissions = {"GET": "antifraud.view_flag"}
+
     @staff_schema(out.FlagOutput(many=True), FLAG, parameters=[out.FlagQuery])
     def get(self, request):
         """The moderation queue: flags, newest first (100 per page), filtered."""
@@ -144,12 +151,16 @@ class FlagListApi(StaffApi):
 
 
 class FlagDetailApi(StaffApi):
+    permissions = {"GET": "antifraud.view_flag"}
+
     @staff_schema(out.FlagOutput, FLAG)
     def get(self, request, flag_id: int):
         return Response(out.FlagOutput(get_object_or_404(Flag, pk=flag_id)).data)
 
 
 class FlagDismissApi(StaffApi):
+    permissions = {"POST": "antifraud.change_flag"}
+
     @staff_schema(
         out.FlagOutput,
         {**FLAG, "status": "dismissed", "resolved_at": AT, "verdict_note": "a tournament"},
@@ -167,6 +178,8 @@ class FlagDismissApi(StaffApi):
 
 
 class FlagConfirmApi(StaffApi):
+    permissions = {"POST": "antifraud.change_flag"}
+
     @staff_schema(
         out.ConfirmOutput,
         {
@@ -189,6 +202,8 @@ class FlagConfirmApi(StaffApi):
 
 
 class DecisionListApi(StaffApi):
+    permissions = {"GET": "antifraud.view_decision"}
+
     @staff_schema(out.DecisionOutput(many=True), DECISION, parameters=[out.DecisionQuery])
     def get(self, request):
         """Every stored decision of the rules, newest first (100 per page)."""
@@ -202,6 +217,8 @@ class DecisionListApi(StaffApi):
 
 
 class HeldListApi(StaffApi):
+    permissions = {"GET": "antifraud.view_heldaction"}
+
     @staff_schema(out.HeldActionOutput(many=True), HELD, parameters=[out.HeldQuery])
     def get(self, request):
         """Actions held for review (by default those still waiting)."""
@@ -211,6 +228,7 @@ class HeldListApi(StaffApi):
 
 
 class HeldDecideApi(StaffApi):
+    permissions = {"POST": "antifraud.change_heldaction"}
     verdict = ""
 
     @staff_schema(out.HeldActionOutput, {**HELD, "status": "released", "decided_at": AT}, request=None)
@@ -224,6 +242,8 @@ class HeldDecideApi(StaffApi):
 
 
 class BanListApi(StaffApi):
+    permissions = {"GET": "antifraud.view_ban", "POST": "antifraud.add_ban"}
+
     @staff_schema(out.BanOutput(many=True), BAN, parameters=[out.BanQuery])
     def get(self, request):
         query = _valid(out.BanQuery, request.query_params.dict())
@@ -254,6 +274,8 @@ class BanListApi(StaffApi):
 
 
 class BanLiftApi(StaffApi):
+    permissions = {"POST": "antifraud.change_ban"}
+
     @staff_schema(out.BanOutput, {**BAN, "lifted_at": AT}, request=None)
     def post(self, request, ban_id: int):
         ban = get_object_or_404(Ban, pk=ban_id)
@@ -263,6 +285,8 @@ class BanLiftApi(StaffApi):
 
 
 class ScoreRevertApi(StaffApi):
+    permissions = {"POST": "scores.change_score"}
+
     @staff_schema(
         out.RevertOutput,
         {"user_id": 42, "points_reverted": 150, "new_score": 1380},
@@ -290,6 +314,8 @@ class ScoreRevertApi(StaffApi):
 
 
 class RuleListApi(StaffApi):
+    permissions = {"GET": "antifraud.view_rule"}
+
     @staff_schema(out.RuleOutput(many=True), RULE)
     def get(self, request):
         """Every rule with its mode and threshold."""
@@ -299,6 +325,8 @@ class RuleListApi(StaffApi):
 
 
 class RuleSetApi(StaffApi):
+    permissions = {"PUT": "antifraud.change_rule"}
+
     @staff_schema(
         out.RuleOutput, RULE, request=out.RuleInput, request_example={"mode": "shadow", "threshold": 250}
     )

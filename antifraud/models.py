@@ -81,8 +81,9 @@ class Flag(models.Model):
     LOW, MEDIUM, HIGH = "low", "medium", "high"
     SEVERITIES = [(LOW, "low"), (MEDIUM, "medium"), (HIGH, "high")]
 
+    # SET_NULL: deleting an account keeps the evidence (the flag names the user id in its audit).
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="flags"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="flags"
     )
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     rule = models.CharField(max_length=40, db_index=True)
@@ -123,7 +124,7 @@ class Decision(models.Model):
     UPHELD, OVERTURNED = "upheld", "overturned"
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="decisions"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions"
     )
     action_id = models.CharField(max_length=36, blank=True, db_index=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)

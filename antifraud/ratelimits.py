@@ -44,7 +44,8 @@ GLOBAL_KEY = "ratelimit:global"
 # minutes, then per request: sid, user_id, member, trusted, action_id, points, action type,
 # the type's own limit per window (0: none).
 # Returns per request {session or false, verdict, retry_ms, remaining, reset_ms, velocity,
-# gains, under review (0/1), shadow ban level (0: none)}; verdict is ok, user, global, skip
+# gains, under review (0/1), shadow ban level (0: none)[, velocity and gains before this
+# action: only for ok]}; verdict is ok, user, global, skip
 # (session not live: nothing counted), suspended (a ban in force), banned (banned by this
 # request; remaining carries the ladder's level), type (the action type's own limit).
 ADMIT_SCRIPT = """
@@ -77,7 +78,8 @@ local function account(user, action_id, points)
       redis.call('HDEL', gains_key, buckets[i])
     end
   end
-  return velocity, gains
+  local counted = added == 1 and tonumber(points) or 0
+  return velocity, gains, velocity - counted, gains - counted
 end
 for i = 0, (#ARGV - 10) / 8 - 1 do
   local base = 11 + i * 8
@@ -146,13 +148,13 @@ for i = 0, (#ARGV - 10) / 8 - 1 do
           redis.call('PEXPIRE', kind_key, window)
         end
         local oldest = tonumber(redis.call('ZRANGE', user_key, 0, 0, 'WITHSCORES')[2])
-        local velocity, gains = 0, 0
+        local velocity, gains, velocity_before, gains_before = 0, 0, 0, 0
         if not (reviewed == 1 and review_mode == 'enforce') then
-          velocity, gains = account(user, action_id, points)
+          velocity, gains, velocity_before, gains_before = account(user, action_id, points)
         end
         answers[#answers + 1] = {
           session or false, 'ok', 0, user_limit - used - 1, oldest + window - now,
-          velocity, gains, reviewed, 0
+          velocity, gains, reviewed, 0, velocity_before, gains_before
         }
       end
     end
@@ -175,6 +177,8 @@ class Admission:
     gains: int = 0  # ... and within MANUAL_REVIEW_PERIOD
     under_review: bool = False
     shadow_ban_level: int = 0  # the `penalties` rule in shadow mode would have banned at this level
+    velocity_before: int = 0  # velocity and gains without this action: a rule fires when it crosses
+    gains_before: int = 0
 
     def headers(self) -> dict[str, str]:
         """The draft IETF RateLimit headers for the per-player policy."""
@@ -226,20 +230,27 @@ async def _admit_many(requests: list[tuple]) -> list[Admission]:
     if script is None:
         script = _scripts[client] = client.register_script(ADMIT_SCRIPT)
     answers = await script(keys=[GLOBAL_KEY], args=args)
-    return [
-        Admission(
-            session or None,
-            verdict.decode(),
-            int(retry),
-            int(remaining),
-            int(reset),
-            int(velocity),
-            int(gains),
-            bool(reviewed),
-            int(would_ban),
+    admissions = []
+    for answer in answers:
+        session, verdict, *numbers = answer
+        numbers = [int(number) for number in numbers] + [0] * (9 - len(numbers))
+        retry, remaining, reset, velocity, gains, reviewed, would_ban, velocity_before, gains_before = numbers
+        admissions.append(
+            Admission(
+                session or None,
+                verdict.decode(),
+                retry,
+                remaining,
+                reset,
+                velocity,
+                gains,
+                bool(reviewed),
+                would_ban,
+                velocity_before,
+                gains_before,
+            )
         )
-        for session, verdict, retry, remaining, reset, velocity, gains, reviewed, would_ban in answers
-    ]
+    return admissions
 
 
 async def admit(
@@ -280,6 +291,7 @@ class LocalLimits:
         self.velocity: dict[int, deque[tuple[float, str, int]]] = {}  # user -> (time, action_id, points)
         self.gains: dict[int, deque[tuple[float, int]]] = {}
         self.reviews: set[int] | None = None  # players under review; None: not loaded yet
+        self.loaded_at = 0.0  # when bans and reviews were last read from the database
         self.warned = False
 
     def admit(
@@ -341,9 +353,11 @@ class LocalLimits:
             if kind_limit:
                 of_kind.append(now)
             reset = (mine[0] + window - now) * 1000
-            velocity = gains = 0
+            velocity = gains = velocity_before = gains_before = 0
             if not (reviewed and states["manual_review"].mode == ENFORCE):
-                velocity, gains = self._account(user_id, now, action_id, points)
+                velocity, gains, velocity_before, gains_before = self._account(
+                    user_id, now, action_id, points
+                )
             return Admission(
                 None,
                 "ok",
@@ -353,20 +367,42 @@ class LocalLimits:
                 velocity,
                 gains,
                 reviewed,
+                0,
+                velocity_before,
+                gains_before,
             )
 
-    def _account(self, user_id: int, now: float, action_id: str, points: int) -> tuple[int, int]:
-        """Add an admitted action to the player's velocity and gains (caller holds the lock)."""
+    def _account(self, user_id: int, now: float, action_id: str, points: int) -> tuple[int, int, int, int]:
+        """Add an admitted action to the player's velocity and gains (caller holds the lock);
+        returns them after and before it."""
         recent = self.velocity.setdefault(user_id, deque())
         gained = self.gains.setdefault(user_id, deque())
         while recent and recent[0][0] <= now - 60:
             recent.popleft()
         while gained and gained[0][0] <= now - settings.MANUAL_REVIEW_PERIOD:
             gained.popleft()
+        counted = 0
         if all(seen_id != action_id for _, seen_id, _ in recent):
             recent.append((now, action_id, points))
             gained.append((now, points))
-        return sum(points for _, _, points in recent), sum(points for _, points in gained)
+            counted = points
+        velocity, gains = sum(p for _, _, p in recent), sum(p for _, p in gained)
+        return velocity, gains, velocity - counted, gains - counted
+
+    def counters_reset(self, user_id: int) -> None:
+        with self.lock:
+            self.velocity.pop(user_id, None)
+            self.gains.pop(user_id, None)
+
+    def load(self, *, bans: dict[int, float], reviews: set[int]) -> None:
+        """Take the bans in force (user -> seconds left) and open reviews from the database:
+        what this process must enforce without Redis (other processes', earlier runs')."""
+        now = time.monotonic()
+        with self.lock:
+            for user_id, seconds in bans.items():
+                self.bans[user_id] = max(self.bans.get(user_id, 0.0), now + seconds)
+            self.reviews = set(reviews)
+            self.loaded_at = now
 
     def _violation(self, user_id: int, now: float, *, needed: int) -> int:
         """Count a refusal; the one that completes `needed` of them returns the ban level the
@@ -405,6 +441,7 @@ class LocalLimits:
             self.velocity.clear()
             self.gains.clear()
             self.reviews = None
+            self.loaded_at = 0.0
 
 
 local_limits = LocalLimits()
@@ -469,10 +506,14 @@ async def admit_score_request(
     if admission is None:
         if not session_checked and not await session_is_live_async(sid=sid, user_id=user_id):
             raise Unauthorized("The session has ended.")
-        if local_limits.reviews is None:
-            from antifraud.selectors import reviewed_player_ids
+        if (
+            local_limits.reviews is None
+            or time.monotonic() - local_limits.loaded_at >= settings.RULES_CACHE_SECONDS
+        ):
+            from antifraud.selectors import bans_in_force, reviewed_player_ids
 
-            local_limits.reviews = await aio.db_call(reviewed_player_ids)()
+            bans, reviews = await aio.db_call(lambda: (bans_in_force(), reviewed_player_ids()))()
+            local_limits.load(bans=bans, reviews=reviews)
         admission = local_limits.admit(
             user_id, action_id=action_id, points=points, kind=kind, kind_limit=kind_limit, states=states
         )

@@ -325,14 +325,17 @@ def alerts_after_credit(
     gains: int,
     under_review: bool,
     states: dict[str, RuleState],
+    velocity_before: int = 0,
+    gains_before: int = 0,
 ) -> None:
     """The rules that judge a credited action by the player's recent gains (velocity and
-    manual review). Called only when a threshold was crossed, so it costs nothing otherwise."""
+    manual review). They fire on the action that crosses a threshold; the caller calls this
+    only then, so it costs nothing otherwise."""
     from django.conf import settings
 
     hour = timezone.now().strftime("%Y%m%dT%H")
     velocity_rule = states["velocity"]
-    if velocity_rule.active and velocity > velocity_rule.threshold:
+    if velocity_rule.active and velocity_before <= velocity_rule.threshold < velocity:
         recent = _recent_actions(user_id=user_id, seconds=60)
         flag, _ = flag_raise(
             rule="velocity",
@@ -362,7 +365,7 @@ def alerts_after_credit(
             flag=flag,
         )
     review_rule = states["manual_review"]
-    if review_rule.active and gains > review_rule.threshold and not under_review:
+    if review_rule.active and not under_review and gains_before <= review_rule.threshold < gains:
         period = settings.MANUAL_REVIEW_PERIOD
         recent = _recent_actions(user_id=user_id, seconds=period)
         flag, created = flag_raise(
@@ -394,7 +397,8 @@ def alerts_after_credit(
             evidence={"period_seconds": period, "gains": gains},
             flag=flag,
         )
-        if review_rule.mode == ENFORCE:
+        if review_rule.mode == ENFORCE and flag.status == Flag.OPEN:
+            # Not after a moderator dismissed this hour's flag of the player.
             review_open(user_id=user_id, reason=flag.summary, flag=flag)
 
 
@@ -438,34 +442,36 @@ def review_open(*, user_id: int, reason: str, flag: Flag | None = None, by=None)
 
 
 def review_close(*, review: Review, by=None, release: bool) -> int:
-    """End a review; the player's held actions are released (counted) or rejected.
-
-    Returns how many held actions were decided. Call outside a transaction: released actions
-    are credited through the score service, which commits on its own.
-    """
-    updated = Review.objects.filter(pk=review.pk, closed_at__isnull=True).update(
-        closed_at=timezone.now(), closed_by=by
-    )
-    if not updated:
-        return 0
-    audit_record(
-        actor=by,
-        action="review.close",
-        target=f"user:{review.user_id}",
-        before={"review_id": review.pk, "open": True},
-        after={"review_id": review.pk, "open": False, "held_actions": "released" if release else "rejected"},
-    )
-    _review_mark(review.user_id, False)
-    decided = 0
-    for held in HeldAction.objects.filter(user_id=review.user_id, status=HeldAction.HELD):
-        decided += held_release(held=held, by=by) if release else held_reject(held=held, by=by)
+    """End a review; the player's held actions are released (counted) or rejected, in the
+    same transaction. Returns how many held actions were decided."""
+    with transaction.atomic():
+        if not Review.objects.filter(pk=review.pk, closed_at__isnull=True).update(
+            closed_at=timezone.now(), closed_by=by
+        ):
+            return 0
+        audit_record(
+            actor=by,
+            action="review.close",
+            target=f"user:{review.user_id}",
+            before={"review_id": review.pk, "open": True},
+            after={
+                "review_id": review.pk,
+                "open": False,
+                "held_actions": "released" if release else "rejected",
+            },
+        )
+        decided = 0
+        for held in HeldAction.objects.filter(user_id=review.user_id, status=HeldAction.HELD):
+            decided += held_release(held=held, by=by) if release else held_reject(held=held, by=by)
+        user_id = review.user_id
+        # Unmarked only once the held actions are decided: a request admitted meanwhile is held
+        # (or, with the review closed, credited like any other).
+        transaction.on_commit(lambda: (_review_mark(user_id, False), counters_reset(user_id)))
     return decided
 
 
 def _review_mark(user_id: int, under_review: bool) -> None:
     """Tell the admission script (Redis) and this process whether the player is reviewed."""
-    from scoreboard_project.redis import redis_client
-
     client = redis_client()
     if client is not None:
         try:
@@ -478,28 +484,59 @@ def _review_mark(user_id: int, under_review: bool) -> None:
     local_limits.review_set(user_id, under_review)
 
 
+def counters_reset(user_id: int) -> None:
+    """Forget a player's velocity and gains (a moderator judged them): the rules start over."""
+    client = redis_client()
+    if client is not None:
+        try:
+            client.delete(f"velocity:{user_id}", f"gains:{user_id}")
+        except RedisError:
+            logger.error("redis unreachable; gains of user %s not reset", user_id)
+    local_limits.counters_reset(user_id)
+
+
 def reviews_sync() -> int:
-    """Re-mark every open review in Redis (after Redis lost its data); returns the count."""
+    """Make Redis agree with the open reviews (after Redis lost data, or a failed unmark):
+    mark every player under review, unmark the others. Returns the open reviews."""
     from antifraud.selectors import reviewed_player_ids
 
     players = reviewed_player_ids()
     for user_id in players:
         _review_mark(user_id, True)
+    client = redis_client()
+    if client is not None:
+        try:
+            for key in client.scan_iter(match="review:*", count=1000):
+                name = key.decode() if isinstance(key, bytes) else key
+                suffix = name.partition(":")[2]
+                if suffix.isdigit() and int(suffix) not in players:
+                    client.delete(name)
+        except RedisError:
+            logger.error("redis unreachable; stale review marks removed later")
     return len(players)
 
 
 def held_record(*, user_id: int, action) -> tuple[HeldAction | None, bool]:
-    """Hold an action of a player under review; (None, False) if it was credited already.
+    """Hold an action of a player under review: (the held action, whether it is new).
 
-    Returns the held action (the existing one for a repeat) and whether it is new.
+    (None, False) when it must be credited instead: the action_id was credited already, or
+    the review has ended. Holding also writes the action's history row, voided: its
+    action_id is taken (a retry can never be credited on the side) and nothing counts until
+    a release.
     """
     from django.db import IntegrityError
 
     from scores.models import ScoreHistory
 
+    existing = HeldAction.objects.filter(action_id=action.action_id).first()
+    if existing is not None:
+        return existing, False
     if ScoreHistory.objects.filter(action_id=action.action_id).exists():
         return None, False
     review = Review.objects.filter(user_id=user_id, closed_at__isnull=True).first()
+    if review is None:
+        return None, False
+    now = timezone.now()
     try:
         with transaction.atomic():
             held = HeldAction.objects.create(
@@ -511,6 +548,17 @@ def held_record(*, user_id: int, action) -> tuple[HeldAction | None, bool]:
                 client_timestamp=action.client_timestamp,
                 signature=action.signature or "",
                 client_ip=action.client_ip,
+                created_at=now,
+            )
+            ScoreHistory.objects.create(
+                user_id=user_id,
+                action_id=action.action_id,
+                action_type=action.action_type,
+                points=action.points,
+                request_hash=action.digest(),
+                client_ip=action.client_ip,
+                created_at=now,
+                voided_at=now,
             )
             decision_record(
                 rule="manual_review",
@@ -519,54 +567,54 @@ def held_record(*, user_id: int, action) -> tuple[HeldAction | None, bool]:
                 user_id=user_id,
                 action_id=action.action_id,
                 client_ip=action.client_ip,
-                evidence={"review_id": review.pk if review else None, "points": action.points},
-                flag=review.flag if review else None,
+                evidence={"review_id": review.pk, "points": action.points},
+                flag=review.flag,
             )
     except IntegrityError:
-        return HeldAction.objects.get(action_id=action.action_id), False
+        existing = HeldAction.objects.filter(action_id=action.action_id).first()
+        return (existing, False) if existing else (None, False)
     return held, True
 
 
-def held_action_of(held: HeldAction):
-    """The submitted action, rebuilt exactly (its digest is the one the client's replays carry)."""
-    from scores.validation import ScoreAction
-
-    return ScoreAction(
-        action_id=held.action_id,
-        action_type=held.action_type,
-        points=held.points,
-        client_timestamp=held.client_timestamp,
-        signature=held.signature or None,
-        client_ip=held.client_ip,
-    )
-
-
 def held_release(*, held: HeldAction, by=None) -> int:
-    """Count a held action: it is credited through the score service like any other."""
-    from scores.services import score_credit_sync
+    """Count a held action: its history row comes back and the points are added, in one
+    transaction; the board (and open scoreboards) follow after the commit."""
+    from django.db.models import F
 
-    claimed = HeldAction.objects.filter(pk=held.pk, status=HeldAction.HELD).update(
-        status=HeldAction.RELEASED, decided_at=timezone.now(), decided_by=by
+    from leaderboard.services import leaderboard_user_sync
+    from scores.models import Score, ScoreHistory
+
+    with transaction.atomic():
+        if not HeldAction.objects.filter(pk=held.pk, status=HeldAction.HELD).update(
+            status=HeldAction.RELEASED, decided_at=timezone.now(), decided_by=by
+        ):
+            return 0
+        now = timezone.now()
+        if ScoreHistory.objects.filter(action_id=held.action_id, voided_at__isnull=False).update(
+            voided_at=None, created_at=now
+        ):
+            Score.objects.get_or_create(user_id=held.user_id, defaults={"total_score": 0, "updated_at": now})
+            Score.objects.filter(user_id=held.user_id).update(
+                total_score=F("total_score") + held.points, updated_at=now
+            )
+        _held_verdict(held, by=by, verdict=Decision.OVERTURNED, action="held.release")
+        user_id = held.user_id
+        # The exact entry from the database: a banned or inactive player stays off the board.
+        transaction.on_commit(lambda: leaderboard_user_sync(user_id=user_id))
+    logger.info(
+        "held action released: user=%s action_id=%s points=%s", held.user_id, held.action_id, held.points
     )
-    if not claimed:
-        return 0
-    try:
-        score_credit_sync(user_id=held.user_id, action=held_action_of(held))
-    except Exception:
-        HeldAction.objects.filter(pk=held.pk).update(status=HeldAction.HELD, decided_at=None, decided_by=None)
-        raise
-    _held_verdict(held, by=by, verdict=Decision.OVERTURNED, action="held.release")
     return 1
 
 
 def held_reject(*, held: HeldAction, by=None) -> int:
-    """Refuse a held action for good: it never counts."""
-    claimed = HeldAction.objects.filter(pk=held.pk, status=HeldAction.HELD).update(
-        status=HeldAction.REJECTED, decided_at=timezone.now(), decided_by=by
-    )
-    if not claimed:
-        return 0
-    _held_verdict(held, by=by, verdict=Decision.UPHELD, action="held.reject")
+    """Refuse a held action for good: its voided history row stays, so it never counts."""
+    with transaction.atomic():
+        if not HeldAction.objects.filter(pk=held.pk, status=HeldAction.HELD).update(
+            status=HeldAction.REJECTED, decided_at=timezone.now(), decided_by=by
+        ):
+            return 0
+        _held_verdict(held, by=by, verdict=Decision.UPHELD, action="held.reject")
     return 1
 
 
@@ -588,54 +636,64 @@ def _held_verdict(held: HeldAction, *, by, verdict: str, action: str) -> None:
 
 def flag_dismiss(*, flag: Flag, by=None, note: str = "") -> bool:
     """A false positive: the flag is closed, its decisions overturned; a review it opened is
-    closed and the player's held actions released."""
+    closed and the player's held actions released. All in one transaction."""
     before = _flag_state(flag)
-    if not Flag.objects.filter(pk=flag.pk, status__in=[Flag.OPEN, Flag.SHADOW]).update(
-        status=Flag.DISMISSED, resolved_at=timezone.now(), resolved_by=by, verdict_note=note[:500]
-    ):
-        return False
-    flag.refresh_from_db()
-    flag.decisions.filter(verdict="").update(
-        verdict=Decision.OVERTURNED, verdict_by=by, verdict_at=timezone.now()
-    )
-    audit_record(
-        actor=by, action="flag.dismiss", target=f"flag:{flag.pk}", before=before, after=_flag_state(flag)
-    )
-    review = Review.objects.filter(flag=flag, closed_at__isnull=True).first()
-    if review is not None:
-        review_close(review=review, by=by, release=True)
+    with transaction.atomic():
+        if not Flag.objects.filter(pk=flag.pk, status__in=[Flag.OPEN, Flag.SHADOW]).update(
+            status=Flag.DISMISSED, resolved_at=timezone.now(), resolved_by=by, verdict_note=note[:500]
+        ):
+            return False
+        flag.refresh_from_db()
+        flag.decisions.filter(verdict="").update(
+            verdict=Decision.OVERTURNED, verdict_by=by, verdict_at=timezone.now()
+        )
+        audit_record(
+            actor=by, action="flag.dismiss", target=f"flag:{flag.pk}", before=before, after=_flag_state(flag)
+        )
+        review = Review.objects.filter(flag=flag, closed_at__isnull=True).first()
+        if review is not None:
+            review_close(review=review, by=by, release=True)
+        if flag.user_id:
+            user_id = flag.user_id
+            transaction.on_commit(lambda: counters_reset(user_id))
     return True
 
 
 def flag_confirm(*, flag: Flag, by=None, note: str = "", revert: bool = True) -> int:
     """Confirmed fraud: the flag is closed, its decisions upheld; with `revert`, the points of
     the actions in its evidence are voided and the totals, the board and open scoreboards
-    corrected; the player's held actions are rejected and their review closed.
+    corrected; the player's held actions are rejected and their review closed. All in one
+    transaction: a failure changes nothing and can be retried.
 
     Returns the points reverted.
     """
     from scores.services import score_revert
 
     before = _flag_state(flag)
-    if not Flag.objects.filter(pk=flag.pk, status__in=[Flag.OPEN, Flag.SHADOW]).update(
-        status=Flag.CONFIRMED, resolved_at=timezone.now(), resolved_by=by, verdict_note=note[:500]
-    ):
-        return 0
-    flag.refresh_from_db()
-    flag.decisions.filter(verdict="").update(
-        verdict=Decision.UPHELD, verdict_by=by, verdict_at=timezone.now()
-    )
-    audit_record(
-        actor=by, action="flag.confirm", target=f"flag:{flag.pk}", before=before, after=_flag_state(flag)
-    )
-    reverted = 0
-    action_ids = flag.evidence.get("action_ids") or []
-    if revert and flag.user_id and action_ids:
-        reverted = score_revert(user_id=flag.user_id, action_ids=action_ids, by=by, reason=f"flag {flag.pk}")
-    if flag.user_id:
-        review = Review.objects.filter(user_id=flag.user_id, closed_at__isnull=True).first()
-        if review is not None:
-            review_close(review=review, by=by, release=False)
+    with transaction.atomic():
+        if not Flag.objects.filter(pk=flag.pk, status__in=[Flag.OPEN, Flag.SHADOW]).update(
+            status=Flag.CONFIRMED, resolved_at=timezone.now(), resolved_by=by, verdict_note=note[:500]
+        ):
+            return 0
+        flag.refresh_from_db()
+        flag.decisions.filter(verdict="").update(
+            verdict=Decision.UPHELD, verdict_by=by, verdict_at=timezone.now()
+        )
+        audit_record(
+            actor=by, action="flag.confirm", target=f"flag:{flag.pk}", before=before, after=_flag_state(flag)
+        )
+        reverted = 0
+        action_ids = flag.evidence.get("action_ids") or []
+        if revert and flag.user_id and action_ids:
+            reverted = score_revert(
+                user_id=flag.user_id, action_ids=action_ids, by=by, reason=f"flag {flag.pk}"
+            )
+        if flag.user_id:
+            review = Review.objects.filter(user_id=flag.user_id, closed_at__isnull=True).first()
+            if review is not None:
+                review_close(review=review, by=by, release=False)
+            user_id = flag.user_id
+            transaction.on_commit(lambda: counters_reset(user_id))
     return reverted
 
 

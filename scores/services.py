@@ -40,6 +40,7 @@ logger = logging.getLogger("scoreboard.scores")
 
 ACCEPTED = 200
 HELD = 202
+REVERT_RESYNC_SECONDS = 2.0
 # A duplicate that lost the race to an in-flight original waits this long for its answer.
 REPLAY_WAITS = (0.0, 0.005, 0.01, 0.02, 0.05)
 
@@ -91,20 +92,32 @@ async def score_submit_request(
         if held is not None:
             return held, admission
     outcome = await score_submit(user_id=user_id, action=action, checked=True)
-    crossed = admission.velocity > states["velocity"].threshold or (
-        admission.gains > states["manual_review"].threshold and not admission.under_review
-    )
-    if crossed and not outcome.replayed:
-        await aio.db_call(alerts_after_credit)(
-            user_id=user_id,
-            action_id=action.action_id,
-            client_ip=action.client_ip,
-            velocity=admission.velocity,
-            gains=admission.gains,
-            under_review=admission.under_review,
-            states=states,
-        )
+    if not outcome.replayed and _crossed(admission, states):
+        try:
+            await aio.db_call(alerts_after_credit)(
+                user_id=user_id,
+                action_id=action.action_id,
+                client_ip=action.client_ip,
+                velocity=admission.velocity,
+                gains=admission.gains,
+                under_review=admission.under_review,
+                states=states,
+                velocity_before=admission.velocity_before,
+                gains_before=admission.gains_before,
+            )
+        except Exception:  # the credit stands; a rule that failed to record is logged
+            logger.exception("anti-fraud rules after the credit of %s failed", action.action_id)
     return outcome, admission
+
+
+def _crossed(admission: Admission, states) -> bool:
+    """Did this action take the player over a gains threshold (only the crossing one fires)?"""
+    velocity, review = states["velocity"], states["manual_review"]
+    return (velocity.active and admission.velocity_before <= velocity.threshold < admission.velocity) or (
+        review.active
+        and not admission.under_review
+        and admission.gains_before <= review.threshold < admission.gains
+    )
 
 
 async def _hold(*, user_id: int, action: ScoreAction) -> ScoreOutcome | None:
@@ -279,21 +292,6 @@ def score_submit_sync(*, user_id: int, action: ScoreAction) -> ScoreOutcome:
     return aio.run(score_submit(user_id=user_id, action=action))
 
 
-def score_credit_sync(*, user_id: int, action: ScoreAction) -> ScoreOutcome:
-    """Credit an action that was already judged (a moderator released it): no checks."""
-    if connection.in_atomic_block:
-        raise RuntimeError("score_credit_sync must be called outside a transaction")
-
-    async def credit() -> ScoreOutcome:
-        result = await ledger_credit_async(user_id=user_id, action=action)
-        (outcome,) = await _settle([(user_id, action, result)])
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
-    return aio.run(credit())
-
-
 def score_revert(*, user_id: int, action_ids: list[str], by=None, reason: str = "") -> int:
     """Void credited actions confirmed as fraud and take their points off the total, then
     correct the board. Returns the points taken off (0 if they were voided already).
@@ -305,7 +303,6 @@ def score_revert(*, user_id: int, action_ids: list[str], by=None, reason: str = 
     from django.db.models import Sum
 
     from antifraud.services import audit_record
-    from leaderboard.services import leaderboard_user_sync
     from scores.models import Score, ScoreHistory
 
     with transaction.atomic():
@@ -327,6 +324,29 @@ def score_revert(*, user_id: int, action_ids: list[str], by=None, reason: str = 
             before={"total_score": before},
             after={"total_score": before - points, "voided_actions": len(voided_ids), "reason": reason},
         )
-        transaction.on_commit(lambda: leaderboard_user_sync(user_id=user_id))
+        transaction.on_commit(lambda: _board_sync_twice(user_id))
     logger.warning("score reverted: user=%s points=%s actions=%s by=%s", user_id, points, len(voided_ids), by)
     return points
+
+
+def _board_sync_twice(user_id: int) -> None:
+    """Correct the board now, and once more a moment later: the ranking script only raises
+    entries, so a credit committed just before the revert whose record lands after this sync
+    would otherwise show the reverted points until the next change."""
+    import threading
+
+    from django.db import connections
+
+    from leaderboard.services import leaderboard_user_sync
+
+    leaderboard_user_sync(user_id=user_id)
+
+    def again() -> None:
+        try:
+            leaderboard_user_sync(user_id=user_id)
+        finally:
+            connections.close_all()
+
+    timer = threading.Timer(REVERT_RESYNC_SECONDS, again)
+    timer.daemon = True
+    timer.start()

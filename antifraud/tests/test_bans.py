@@ -132,5 +132,31 @@ def test_bans_and_reviews_come_back_after_redis_lost_them(asgi, player, django_d
         ban_lift(ban=Ban.objects.get(user=other))
         review_open(user_id=other.id, reason="big gains")
     redis_client().flushdb()
+    redis_client().set("review:999999", "1")  # a mark whose review is over (a failed unmark)
     assert reviews_sync() == 1
     assert post(asgi, other).status_code == 202  # held again: the review is known
+    assert redis_client().get("review:999999") is None
+
+
+def test_without_redis_each_process_enforces_the_bans_in_the_database(
+    asgi, player, monkeypatch, django_db_blocker
+):
+    """The fallback (no Redis, or its breaker open): bans placed by other processes or
+    earlier runs are read from the database, not only those this process placed."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from antifraud.models import Ban
+
+    monkeypatch.setattr(aio, "async_redis", lambda: None)
+    with django_db_blocker.unblock():
+        Ban.objects.create(
+            user=player,
+            reason="elsewhere",
+            source=Ban.MODERATOR,
+            ends_at=timezone.now() + timedelta(minutes=5),
+        )
+    refused = post(asgi, player)
+    assert refused.status_code == 403 and refused.json()["error_code"] == "ACCOUNT_SUSPENDED"
+    assert 290 <= refused.json()["retry_after"] <= 300

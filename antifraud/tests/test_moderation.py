@@ -302,3 +302,36 @@ def test_staff_endpoints_refuse_ill_typed_input(client_for, moderator, method, p
     assert answer.status_code in (400, 404) and answer.json()["success"] is False
     if "/flags/1/" not in path:
         assert answer.status_code == 400 and answer.json()["error_code"] == "INVALID_ACTION"
+
+
+def test_staff_endpoints_follow_the_admin_permissions(
+    client_for, make_user, django_db_blocker, velocity_flag
+):
+    from django.contrib.auth.models import Permission
+
+    viewer = make_user("viewer")
+    with django_db_blocker.unblock():
+        viewer.is_staff = True
+        viewer.save()
+        viewer.user_permissions.add(Permission.objects.get(codename="view_flag"))
+    staff = client_for(viewer)
+    assert staff.get("/api/admin/flags").status_code == 200
+    refused = staff.post(f"/api/admin/flags/{velocity_flag.id}/confirm", {}, format="json")
+    assert refused.status_code == 403 and "antifraud.change_flag" in refused.json()["message"]
+    assert staff.get("/api/admin/decisions").status_code == 403
+    assert Flag.objects.get(pk=velocity_flag.id).status == "open"
+
+
+@pytest.mark.postgres
+def test_the_database_refuses_to_rewrite_the_audit_log(make_user, moderator):
+    from django.db import DatabaseError, transaction
+
+    from antifraud.services import audit_record
+
+    audit_record(actor=moderator, action="test.event", target="user:1", after={"x": 1})
+    for change in (lambda q: q.update(action="tampered"), lambda q: q.delete()):
+        with pytest.raises(DatabaseError), transaction.atomic():
+            change(AuditEntry.objects.filter(action="test.event"))
+    moderator.delete()  # the actor may go; the line stays, with the name
+    (entry,) = AuditEntry.objects.filter(action="test.event")
+    assert (entry.actor_id, entry.actor_name) == (None, "moderator")

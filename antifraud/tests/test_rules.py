@@ -162,7 +162,8 @@ def test_one_velocity_flag_per_hour_gathers_the_decisions(asgi, player, settings
     for _ in range(4):
         assert post(asgi, player, new_action(points=60)).status_code == 200
     (flag,) = Flag.objects.filter(rule="velocity")
-    assert Decision.objects.filter(rule="velocity", flag=flag).count() == 3  # 120, 180, 240
+    # Only the action that crossed the threshold is judged: 120 (not 180, 240).
+    assert Decision.objects.filter(rule="velocity", flag=flag).count() == 1
 
 
 # --- manual review --------------------------------------------------------------------------
@@ -252,7 +253,8 @@ def test_confirming_the_flag_reverts_the_points_and_rejects_held(asgi, reviewed,
     flag = Flag.objects.get(rule="manual_review")
     assert flag_confirm(flag=flag, note="bot") == 200
     assert Score.objects.get(user=reviewed).total_score == 0
-    assert ScoreHistory.objects.filter(user=reviewed, voided_at__isnull=False).count() == 2
+    # The two reverted actions, and the held one, whose history row never counted.
+    assert ScoreHistory.objects.filter(user=reviewed, voided_at__isnull=False).count() == 3
     assert HeldAction.objects.get(user=reviewed).status == "rejected"
     entries = board(asgi)["leaderboard"]
     assert [(entry["user_id"], entry["rank"]) for entry in entries][0] == (other.id, 1)
@@ -273,4 +275,37 @@ def test_manual_review_off_or_in_shadow_holds_nothing(asgi, player, mode, rule_m
     else:
         (flag,) = flags
         assert flag.status == "shadow"
-        assert Decision.objects.filter(rule="manual_review", mode="shadow", outcome="flagged").count() == 2
+        # Only the action that crossed the threshold (200), not the next one (300).
+        assert Decision.objects.filter(rule="manual_review", mode="shadow", outcome="flagged").count() == 1
+
+
+def test_a_rejected_held_action_is_never_credited_even_when_sent_again(asgi, reviewed):
+    held_action = new_action(points=30)
+    assert post(asgi, reviewed, held_action).status_code == 202
+    review = Review.objects.get(user=reviewed, closed_at__isnull=True)
+    assert review_close(review=review, release=False) == 1
+    again = post(asgi, reviewed, held_action)  # the review is over: not held, not credited
+    assert again.status_code == 200 and again["Idempotent-Replayed"] == "true"
+    assert again.json()["new_score"] == 200
+    assert Score.objects.get(user=reviewed).total_score == 200
+    assert post(asgi, reviewed, new_action(points=5)).json()["new_score"] == 205
+
+
+def test_after_a_dismissal_the_player_is_not_reviewed_again_at_once(asgi, reviewed):
+    post(asgi, reviewed, new_action(points=30))
+    assert flag_dismiss(flag=Flag.objects.get(rule="manual_review"))
+    # The gains that crossed were judged: the next actions count, nothing is held.
+    for _ in range(2):
+        assert post(asgi, reviewed, new_action(points=100)).status_code == 200
+    assert not Review.objects.filter(closed_at__isnull=True).exists()
+
+
+def test_releasing_a_banned_players_actions_keeps_them_off_the_board(asgi, reviewed):
+    from antifraud.services import ban_create
+
+    post(asgi, reviewed, new_action(points=30))
+    ban_create(user_id=reviewed.id, seconds=600, reason="bot")
+    review = Review.objects.get(user=reviewed, closed_at__isnull=True)
+    assert review_close(review=review, release=True) == 1
+    assert Score.objects.get(user=reviewed).total_score == 230
+    assert board(asgi)["leaderboard"] == []
