@@ -93,7 +93,7 @@ def test_the_live_server_conforms_to_its_schema(server_env):
             server_env,
             "shell",
             "-c",
-            f"from accounts.models import User; User.objects.filter(username='{USERNAME}').update(is_staff=True)",
+            f"from accounts.models import User; User.objects.filter(username='{USERNAME}').update(is_staff=True, is_superuser=True)",
         )
         service_token = manage(server_env, "create_service_token", "fuzz-server").strip().splitlines()[-1]
         run_env = {
