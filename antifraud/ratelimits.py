@@ -41,7 +41,7 @@ GLOBAL_KEY = "ratelimit:global"
 # shared by all servers.
 # KEYS: the global log. ARGV: window_ms, user_limit, global_limit, violations, period_ms,
 # memory_ms, steps ("60000,300000,..."), penalty mode, review mode, review period in
-# minutes, then per request: sid, user_id, member, trusted, action_id, points, action type,
+# minutes, whether to count velocity and gains ("1": a rule uses them), then per request: sid, user_id, member, trusted, action_id, points, action type,
 # the type's own limit per window (0: none).
 # Returns per request {session or false, verdict, retry_ms, remaining, reset_ms, velocity,
 # gains, under review (0/1), shadow ban level (0: none)[, velocity and gains before this
@@ -56,6 +56,7 @@ local needed, period, memory = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(AR
 local steps = {}
 for step in string.gmatch(ARGV[7], '%d+') do steps[#steps + 1] = tonumber(step) end
 local penalty_mode, review_mode, review_minutes = ARGV[8], ARGV[9], tonumber(ARGV[10])
+local accounting = ARGV[11] == '1'  -- velocity or manual_review is on
 local minute = math.floor(now / 60000)
 local global_key = KEYS[1]
 local answers = {}
@@ -81,8 +82,8 @@ local function account(user, action_id, points)
   local counted = added == 1 and tonumber(points) or 0
   return velocity, gains, velocity - counted, gains - counted
 end
-for i = 0, (#ARGV - 10) / 8 - 1 do
-  local base = 11 + i * 8
+for i = 0, (#ARGV - 11) / 8 - 1 do
+  local base = 12 + i * 8
   local sid, user, member, trusted = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
   local action_id, points, kind = ARGV[base + 4], ARGV[base + 5], ARGV[base + 6]
   local kind_limit = tonumber(ARGV[base + 7])
@@ -149,7 +150,7 @@ for i = 0, (#ARGV - 10) / 8 - 1 do
         end
         local oldest = tonumber(redis.call('ZRANGE', user_key, 0, 0, 'WITHSCORES')[2])
         local velocity, gains, velocity_before, gains_before = 0, 0, 0, 0
-        if not (reviewed == 1 and review_mode == 'enforce') then
+        if accounting and not (reviewed == 1 and review_mode == 'enforce') then
           velocity, gains, velocity_before, gains_before = account(user, action_id, points)
         end
         answers[#answers + 1] = {
@@ -223,6 +224,7 @@ async def _admit_many(requests: list[tuple]) -> list[Admission]:
         states["penalties"].mode,
         states["manual_review"].mode,
         max(1, settings.MANUAL_REVIEW_PERIOD // 60),
+        "1" if states["velocity"].active or states["manual_review"].active else "0",
     ]
     for sid, user_id, trusted, action_id, points, kind, kind_limit, _ in requests:
         args += [sid, user_id, uuid.uuid4().hex, "1" if trusted else "0", action_id, points, kind, kind_limit]
@@ -262,13 +264,15 @@ async def admit(
     points: int = 0,
     kind: str = "",
     kind_limit: int = 0,
+    states: dict | None = None,
 ) -> Admission:
     """Check the session entry and count one score update against the limits.
 
     Unless `trusted` (the database has just said the session is live), nothing is counted
     when the cached session entry does not say live: the caller checks the database first.
     """
-    states = await rule_states_async()
+    if states is None:
+        states = await rule_states_async()
     if aio.async_redis() is None:
         return local_limits.admit(
             user_id, action_id=action_id, points=points, kind=kind, kind_limit=kind_limit, states=states
@@ -457,6 +461,7 @@ async def admit_score_request(
     kind_limit: int = 0,
     client_ip: str | None = None,
     session_checked: bool = False,
+    states: dict | None = None,
 ) -> Admission:
     """The door of POST /api/scores after the token: the address is not blocked, the
     session is live, no ban is in force and the limits allow one more update (one Redis
@@ -471,7 +476,8 @@ async def admit_score_request(
     async def session_live_in_database() -> bool:
         return await aio.db_call(session_load)(sid=sid, user_id=user_id, cache=True)
 
-    states = await rule_states_async()
+    if states is None:
+        states = await rule_states_async()
     await address_check(client_ip, user_id=user_id, action_id=action_id, state=states["ip_blocklist"])
     admission = None
     if aio.async_redis() is not None:
@@ -484,6 +490,7 @@ async def admit_score_request(
                 points=points,
                 kind=kind,
                 kind_limit=kind_limit,
+                states=states,
             )
             if admission.verdict == "skip":
                 if session_state_from_cache(admission.session, user_id=user_id) is False:
@@ -499,6 +506,7 @@ async def admit_score_request(
                     points=points,
                     kind=kind,
                     kind_limit=kind_limit,
+                    states=states,
                 )
         except RedisError as error:
             logger.error("redis unreachable (%s): rate limits counted in this process", error)

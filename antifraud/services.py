@@ -331,13 +331,47 @@ def alerts_after_credit(
     """The rules that judge a credited action by the player's recent gains (velocity and
     manual review). They fire on the action that crosses a threshold; the caller calls this
     only then, so it costs nothing otherwise."""
+    with transaction.atomic():
+        raised = _alerts(
+            user_id=user_id,
+            action_id=action_id,
+            client_ip=client_ip,
+            velocity=velocity,
+            gains=gains,
+            under_review=under_review,
+            states=states,
+            velocity_before=velocity_before,
+            gains_before=gains_before,
+        )
+        if raised:
+            # A closer look at the player, which must not be lost if the broker is down: it
+            # is recorded with the flag and published after the commit (scores/outbox.py).
+            from scores.outbox import outbox_enqueue
+
+            outbox_enqueue("antifraud.tasks.analyse_player", {"user_id": user_id})
+
+
+def _alerts(
+    *,
+    user_id: int,
+    action_id: str,
+    client_ip: str | None,
+    velocity: int,
+    gains: int,
+    under_review: bool,
+    states: dict[str, RuleState],
+    velocity_before: int,
+    gains_before: int,
+) -> bool:
+    """The rules of `alerts_after_credit`; True if an enforced rule raised a new flag."""
     from django.conf import settings
 
+    raised = False
     hour = timezone.now().strftime("%Y%m%dT%H")
     velocity_rule = states["velocity"]
     if velocity_rule.active and velocity_before <= velocity_rule.threshold < velocity:
         recent = _recent_actions(user_id=user_id, seconds=60)
-        flag, _ = flag_raise(
+        flag, created = flag_raise(
             rule="velocity",
             mode=velocity_rule.mode,
             fingerprint=f"user:{user_id}:{hour}",
@@ -364,6 +398,7 @@ def alerts_after_credit(
             evidence={"window_seconds": 60, "points_in_window": velocity},
             flag=flag,
         )
+        raised |= created and velocity_rule.mode == ENFORCE
     review_rule = states["manual_review"]
     if review_rule.active and not under_review and gains_before <= review_rule.threshold < gains:
         period = settings.MANUAL_REVIEW_PERIOD
@@ -400,6 +435,8 @@ def alerts_after_credit(
         if review_rule.mode == ENFORCE and flag.status == Flag.OPEN:
             # Not after a moderator dismissed this hour's flag of the player.
             review_open(user_id=user_id, reason=flag.summary, flag=flag)
+        raised |= created and review_rule.mode == ENFORCE
+    return raised
 
 
 def _recent_actions(*, user_id: int, seconds: int) -> list[dict]:

@@ -1,6 +1,7 @@
 from celery import shared_task
 
 from antifraud import patterns, services
+from scores.outbox import exactly_once
 
 
 @shared_task(name="antifraud.tasks.bans_restore")
@@ -23,3 +24,11 @@ def analyse_patterns(window: int | None = None, user_ids: list[int] | None = Non
     (celery beat, every PATTERN_ANALYSIS_INTERVAL); safe to run twice. Returns the new flags
     per rule."""
     return patterns.analyse(window=window, user_ids=user_ids)
+
+
+@shared_task(bind=True, name="antifraud.tasks.analyse_player")
+@exactly_once
+def analyse_player(self, user_id: int) -> dict[str, int]:
+    """The pattern rules over one player's recent history, at once: sent through the outbox
+    (with the flag that asked for it) when a per-request rule flags the player."""
+    return patterns.analyse(user_ids=[user_id])

@@ -35,8 +35,10 @@ def client_address(remote_addr: str, forwarded_for: str | None) -> str:
     return hops[0] if hops else remote_addr
 
 
+@lru_cache(maxsize=8192)
 def ip_or_none(address: str | None) -> str | None:
-    """The address in its canonical form, or None if it is not an IP address."""
+    """The address in its canonical form, or None if it is not an IP address (cached: the
+    same clients come back)."""
     try:
         return str(ip_address(address.strip())) if address else None
     except ValueError:

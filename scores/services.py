@@ -76,6 +76,7 @@ async def score_submit_request(
     it when the player is under review; the gains rules judge it after the credit."""
     rule = (await action_rules_async()).get(action.action_type)
     action_check(action, rule=rule, user_id=user_id)
+    states = await rule_states_async()
     admission = await admit_score_request(
         user_id=user_id,
         sid=sid,
@@ -85,8 +86,8 @@ async def score_submit_request(
         kind_limit=rule.rate_per_window or 0,
         client_ip=action.client_ip,
         session_checked=session_checked,
+        states=states,
     )
-    states = await rule_states_async()
     if admission.under_review and states["manual_review"].mode == ENFORCE:
         held = await _hold(user_id=user_id, action=action)
         if held is not None:
@@ -112,6 +113,8 @@ async def score_submit_request(
 
 def _crossed(admission: Admission, states) -> bool:
     """Did this action take the player over a gains threshold (only the crossing one fires)?"""
+    if admission.velocity == admission.velocity_before:  # nothing counted (or rules off)
+        return False
     velocity, review = states["velocity"], states["manual_review"]
     return (velocity.active and admission.velocity_before <= velocity.threshold < admission.velocity) or (
         review.active

@@ -309,3 +309,18 @@ def test_releasing_a_banned_players_actions_keeps_them_off_the_board(asgi, revie
     assert review_close(review=review, release=True) == 1
     assert Score.objects.get(user=reviewed).total_score == 230
     assert board(asgi)["leaderboard"] == []
+
+
+def test_a_flag_sends_a_closer_look_through_the_outbox(asgi, player, mode, settings):
+    from scores.models import OutboxMessage, ProcessedTask
+
+    settings.SUSPICIOUS_VELOCITY_THRESHOLD = 100
+    mode("velocity", "enforce")
+    post(asgi, player, new_action(points=60))
+    post(asgi, player, new_action(points=60))
+    (message,) = OutboxMessage.objects.filter(task_name="antifraud.tasks.analyse_player")
+    assert message.kwargs == {"user_id": player.id}
+    if settings.CELERY_TASK_ALWAYS_EAGER:  # the embedded default runs it inline, once
+        assert ProcessedTask.objects.filter(task_id=str(message.id)).count() == 1
+    post(asgi, player, new_action(points=60))  # still above: no new flag, no new message
+    assert OutboxMessage.objects.filter(task_name="antifraud.tasks.analyse_player").count() == 1

@@ -435,6 +435,9 @@ def test_a_scrape_of_two_uvicorn_workers_reports_both(tmp_path):
                 frozenset({("method", "GET"), ("route", "/readyz"), ("status", "200")}),
             )
             assert scraped[readyz] == 200
+        # --no-access-log holds: the project's logging must not turn access lines back on (a
+        # line per request halved the throughput of the hot path once).
+        assert "GET /readyz HTTP/1.1" not in log.read_text()
     finally:
         server.terminate()
         server.wait(20)
