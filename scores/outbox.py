@@ -13,6 +13,7 @@ crashed between publishing and marking it sent) takes effect once.
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import queue
 import threading
@@ -62,6 +63,9 @@ def _publish_one(message: OutboxMessage) -> None:
     from scoreboard_project.celery import app
 
     if _eager():
+        # The task's module may not be imported yet in this process (a web process imports
+        # tasks only as it needs them; autodiscovery runs in workers).
+        importlib.import_module(message.task_name.rpartition(".")[0])
         app.tasks[message.task_name].apply(kwargs=message.kwargs, task_id=str(message.id), throw=True)
     else:
         # No retries here: a failed message stays pending and the relay tries it again.

@@ -206,3 +206,45 @@ def test_relay_outbox_resends_what_a_broker_lost(eager, tmp_path):
     assert "Published 1 messages; 0 still pending." in out.getvalue()
     assert lines(effects) == [str(message_id)]  # delivered twice, took effect once
     assert lines(Path(f"{effects}.deliveries")) == [str(message_id)] * 2
+
+
+def test_inline_tasks_run_in_a_fresh_process_that_never_imported_them(tmp_path):
+    """The embedded default runs outbox tasks inline; a web process has not imported the
+    task modules (autodiscovery runs in workers), and must still find the task."""
+    import subprocess
+    import sys
+
+    from django.conf import settings as django_settings
+
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DB_CONNECTION_STRING": f"sqlite:///{tmp_path / 'fresh.sqlite3'}",
+        "REDIS_URL": "",
+        "CELERY_BROKER_URL": "",
+        "DEBUG": "false",
+        "SECRET_KEY": django_settings.SECRET_KEY,
+        "JWT_SECRET": django_settings.JWT_SECRET,
+        "SCOREBOARD_ENV_FILE": "/nonexistent",
+    }
+    script = (
+        "import django; django.setup()\n"
+        "from django.core.management import call_command; call_command('migrate', verbosity=0)\n"
+        "import sys; assert 'antifraud.tasks' not in sys.modules\n"
+        "from django.db import transaction\n"
+        "from scores.outbox import outbox_enqueue\n"
+        "from scores.models import OutboxMessage\n"
+        "with transaction.atomic():\n"
+        "    outbox_enqueue('antifraud.tasks.analyse_player', {'user_id': 1})\n"
+        "(message,) = OutboxMessage.objects.all()\n"
+        "assert message.sent_at is not None, message.last_error\n"
+        "print('ran inline')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=django_settings.BASE_DIR,
+        env={**env, "DJANGO_SETTINGS_MODULE": "scoreboard_project.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "ran inline" in done.stdout, done.stderr[-3000:]
