@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from antifraud.ratelimits import Admission, admit_score_request
 from antifraud.rules import ENFORCE, rule_states_async
+from antifraud.selectors import reviewed_player_ids
 from antifraud.services import alerts_after_credit, held_record
 from leaderboard.ranking import idempotency_key
 from leaderboard.selectors import user_rank
@@ -189,16 +190,22 @@ async def score_submit_batch(*, items: list[tuple[int, ScoreAction] | ApiError])
         )
         for item in items
     ]
-    valid = [position for position, item in enumerate(checked) if isinstance(item, tuple)]
-    outcomes = await score_submit_many(items=[checked[position] for position in valid])
     results: list = list(checked)
+    held = await _hold_reviewed(checked, results, active)
+    valid = [
+        position for position, item in enumerate(checked) if isinstance(item, tuple) and position not in held
+    ]
+    outcomes = await score_submit_many(items=[checked[position] for position in valid])
     for position, outcome in zip(valid, outcomes, strict=True):
         results[position] = outcome
     answers = []
     for item, result in zip(items, results, strict=True):
         action_id = item[1].action_id if isinstance(item, tuple) else None
         if isinstance(result, ScoreOutcome):
-            answer = {"action_id": action_id, "status": result.status, **result.body}
+            # `status` is the item's HTTP status here; a held item says so in `pending_review`.
+            answer = {"action_id": action_id, **result.body, "status": result.status}
+            if result.status == HELD:
+                answer["pending_review"] = True
             if result.replayed:
                 answer["replayed"] = True
         else:
@@ -209,6 +216,34 @@ async def score_submit_batch(*, items: list[tuple[int, ScoreAction] | ApiError])
         answers.append(answer)
     metrics.batch_observed(answers)
     return {"success": True, "results": answers}
+
+
+async def _hold_reviewed(checked: list, results: list, active: set[int]) -> set[int]:
+    """A batch's actions of players under review are held like their own submissions
+    (`manual_review` enforced); returns the positions answered here."""
+    states = await rule_states_async()
+    if states["manual_review"].mode != ENFORCE or not active:
+        return set()
+    reviewed = (await aio.db_call(reviewed_player_ids)()) & active
+    answered: set[int] = set()
+    if not reviewed:
+        return answered
+    rules = await action_rules_async()
+    for position, item in enumerate(checked):
+        if not isinstance(item, tuple) or item[0] not in reviewed:
+            continue
+        user_id, action = item
+        try:
+            action_check(action, rule=rules.get(action.action_type), user_id=user_id)
+            outcome = await _hold(user_id=user_id, action=action)
+        except ApiError as error:
+            results[position] = error
+            answered.add(position)
+            continue
+        if outcome is not None:  # None: credited already, answered as a replay by the batch
+            results[position] = outcome
+            answered.add(position)
+    return answered
 
 
 async def _settle(credits: list[tuple[int, ScoreAction, Credit]]) -> list[ScoreOutcome | Exception]:

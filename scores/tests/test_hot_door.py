@@ -220,3 +220,20 @@ def test_a_chunked_body_over_the_limit_is_413_on_django_paths_too(asgi):
     sent = aio.run(call())
     assert sent[0]["status"] == 413
     assert json.loads(sent[1]["body"])["error_code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_a_batch_holds_the_actions_of_a_player_under_review(asgi, make_user, action_types, service_headers):
+    from antifraud.models import HeldAction
+    from antifraud.services import review_open
+
+    ada, bob = make_user("ada"), make_user("bob")
+    review_open(user_id=ada.id, reason="big gains")
+    held, counted, bad = new_action(points=10), new_action(points=20), new_action(points=500)
+    items = [{"user_id": ada.id, **held}, {"user_id": bob.id, **counted}, {"user_id": ada.id, **bad}]
+    results = send(asgi, service_headers, {"actions": items}, "/api/scores/batch").json()["results"]
+    assert [result["status"] for result in results] == [202, 200, 400]
+    assert results[0]["pending_review"] is True and results[0]["new_score"] == 0
+    assert HeldAction.objects.get(user=ada).action_id == held["action_id"]
+    assert not Score.objects.filter(user=ada).exists() and Score.objects.get(user=bob).total_score == 20
+    again = send(asgi, service_headers, {"actions": items[:1]}, "/api/scores/batch").json()["results"]
+    assert again[0]["status"] == 202 and again[0].get("replayed") is True
