@@ -10,6 +10,7 @@ from antifraud import services
 from antifraud.addresses import blocklist_forget
 from antifraud.models import AuditEntry, Ban, BlockedAddress, Decision, Flag, HeldAction, Review, Rule
 from antifraud.rules import RULES
+from scores.admin import ReadOnlyAdmin
 
 
 class BanForm(forms.ModelForm):
@@ -58,6 +59,16 @@ class BanAdmin(admin.ModelAdmin):
 
 
 # --- the moderation console -----------------------------------------------------------------
+
+
+class RecordsAdmin(admin.ModelAdmin):
+    """Rows the services create and moderators act on: no adding or deleting by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class AgeFilter(admin.SimpleListFilter):
@@ -112,7 +123,7 @@ def _pretty(value) -> str:
 
 
 @admin.register(Flag)
-class FlagAdmin(admin.ModelAdmin):
+class FlagAdmin(RecordsAdmin):
     """The review queue: open flags first; the page shows the evidence and the player's history."""
 
     list_display = ("created_at", "rule", "severity", "status", "user", "client_ip", "summary")
@@ -138,12 +149,6 @@ class FlagAdmin(admin.ModelAdmin):
         "resolved_by",
     )
     fields = readonly_fields + ("verdict_note",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="evidence")
     def evidence_shown(self, flag):
@@ -212,18 +217,12 @@ class FlagAdmin(admin.ModelAdmin):
 
 
 @admin.register(HeldAction)
-class HeldActionAdmin(admin.ModelAdmin):
+class HeldActionAdmin(RecordsAdmin):
     list_display = ("created_at", "user", "action_id", "action_type", "points", "client_ip", "status")
     list_filter = ("status", AgeFilter)
     search_fields = ("user__username", "action_id", "client_ip")
     actions = ["release", "reject"]
     readonly_fields = [field.name for field in HeldAction._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description="Release: count the points")
     def release(self, request, queryset):
@@ -237,18 +236,12 @@ class HeldActionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Review)
-class ReviewAdmin(admin.ModelAdmin):
+class ReviewAdmin(RecordsAdmin):
     list_display = ("user", "opened_at", "reason", "closed_at", "closed_by")
     list_filter = (("closed_at", admin.EmptyFieldListFilter),)
     search_fields = ("user__username",)
     actions = ["close_and_release", "close_and_reject"]
     readonly_fields = [field.name for field in Review._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description="End the review and count the held actions")
     def close_and_release(self, request, queryset):
@@ -264,7 +257,7 @@ class ReviewAdmin(admin.ModelAdmin):
 
 
 @admin.register(Decision)
-class DecisionAdmin(admin.ModelAdmin):
+class DecisionAdmin(ReadOnlyAdmin):
     list_display = (
         "created_at",
         "rule",
@@ -281,18 +274,9 @@ class DecisionAdmin(admin.ModelAdmin):
     search_fields = ("user__username", "action_id", "client_ip")
     readonly_fields = [field.name for field in Decision._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Rule)
-class RuleAdmin(admin.ModelAdmin):
+class RuleAdmin(RecordsAdmin):
     """The feature flags of anti-fraud: each rule off, in shadow mode or enforced."""
 
     list_display = ("code", "mode", "threshold", "effective_threshold", "description")
@@ -303,12 +287,6 @@ class RuleAdmin(admin.ModelAdmin):
         for code, spec in RULES.items():
             Rule.objects.get_or_create(code=code, defaults={"description": spec.description})
         return super().get_queryset(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="threshold in force")
     def effective_threshold(self, rule):
@@ -359,7 +337,7 @@ class BlockedAddressAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     """Append-only: read here, written only by the services."""
 
     list_display = ("created_at", "actor_name", "action", "target")
@@ -367,15 +345,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
     search_fields = ("actor_name", "action", "target")
     readonly_fields = ("created_at", "actor", "actor_name", "action", "target", "before_shown", "after_shown")
     fields = readonly_fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="before")
     def before_shown(self, entry):

@@ -128,10 +128,6 @@ async def rule_states_async() -> dict[str, RuleState]:
     return await aio.db_call(rule_states)()
 
 
-def rule_state(code: str) -> RuleState:
-    return rule_states()[code]
-
-
 def rules_forget() -> None:
     """Drop this process's copy (an admin edit); other processes see it within the TTL."""
     global _states

@@ -3,6 +3,7 @@ from rest_framework import serializers
 from antifraud.models import Ban, Decision, Flag, HeldAction, Rule
 from antifraud.rules import RULES
 from scoreboard_project.fields import (
+    StrictBooleanField,
     StrictCharField,
     StrictFloatField,
     StrictIntegerField,
@@ -91,13 +92,11 @@ class RuleOutput(serializers.ModelSerializer):
 
 
 class VerdictInput(serializers.Serializer):
-    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    note = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
 
 
 class ConfirmInput(VerdictInput):
-    revert = serializers.BooleanField(
-        default=True, help_text="Void the flagged actions and take their points off."
-    )
+    revert = StrictBooleanField(default=True, help_text="Void the flagged actions and take their points off.")
 
 
 class ConfirmOutput(serializers.Serializer):
@@ -127,10 +126,6 @@ class RevertOutput(serializers.Serializer):
 class RuleInput(serializers.Serializer):
     mode = serializers.ChoiceField(choices=Rule.MODES)
     threshold = StrictFloatField(required=False, allow_null=True, default=None, min_value=0, max_value=1e12)
-
-
-class DecidedOutput(serializers.Serializer):
-    decided = serializers.IntegerField()
 
 
 class PageQuery(serializers.Serializer):

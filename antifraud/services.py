@@ -15,6 +15,7 @@ from django.utils import timezone
 from antifraud.models import AuditEntry, Ban, Decision, Flag, HeldAction, Review
 from antifraud.ratelimits import local_limits
 from antifraud.rules import ENFORCE, OFF, RuleState
+from antifraud.selectors import review_open_for
 from scoreboard_project import metrics
 from scoreboard_project.redis import RedisError, redis_client
 
@@ -367,76 +368,88 @@ def _alerts(
     from django.conf import settings
 
     raised = False
-    hour = timezone.now().strftime("%Y%m%dT%H")
+    judged = {
+        "user_id": user_id,
+        "action_id": action_id,
+        "client_ip": client_ip,
+        "fingerprint": f"user:{user_id}:{timezone.now():%Y%m%dT%H}",  # one flag a player and hour
+    }
     velocity_rule = states["velocity"]
     if velocity_rule.active and velocity_before <= velocity_rule.threshold < velocity:
         recent = _recent_actions(user_id=user_id, seconds=60)
-        flag, created = flag_raise(
-            rule="velocity",
-            mode=velocity_rule.mode,
-            fingerprint=f"user:{user_id}:{hour}",
-            user_id=user_id,
-            client_ip=client_ip,
-            threshold=velocity_rule.threshold,
+        _, created = _flag_with_decision(
+            velocity_rule,
+            **judged,
             observed=velocity,
             summary=f"{velocity} points in one minute (threshold {velocity_rule.threshold:g})",
-            evidence={
-                "window_seconds": 60,
-                "actions": recent,
-                "action_ids": [a["action_id"] for a in recent],
-            },
-        )
-        decision_record(
-            rule="velocity",
-            mode=velocity_rule.mode,
-            outcome=Decision.FLAGGED,
-            user_id=user_id,
-            action_id=action_id,
-            client_ip=client_ip,
-            threshold=velocity_rule.threshold,
-            observed=velocity,
-            evidence={"window_seconds": 60, "points_in_window": velocity},
-            flag=flag,
+            evidence={"window_seconds": 60, "actions": recent},
+            recent=recent,
+            decision_evidence={"window_seconds": 60, "points_in_window": velocity},
         )
         raised |= created and velocity_rule.mode == ENFORCE
     review_rule = states["manual_review"]
     if review_rule.active and not under_review and gains_before <= review_rule.threshold < gains:
         period = settings.MANUAL_REVIEW_PERIOD
         recent = _recent_actions(user_id=user_id, seconds=period)
-        flag, created = flag_raise(
-            rule="manual_review",
-            mode=review_rule.mode,
-            fingerprint=f"user:{user_id}:{hour}",
-            user_id=user_id,
-            client_ip=client_ip,
-            severity=Flag.HIGH,
-            threshold=review_rule.threshold,
+        flag, created = _flag_with_decision(
+            review_rule,
+            **judged,
             observed=gains,
             summary=f"{gains} points within {period // 60} minutes (threshold {review_rule.threshold:g}): "
             "under review, new actions held",
-            evidence={
-                "period_seconds": period,
-                "actions": recent[-100:],
-                "action_ids": [a["action_id"] for a in recent],
-            },
-        )
-        decision_record(
-            rule="manual_review",
-            mode=review_rule.mode,
-            outcome=Decision.FLAGGED,
-            user_id=user_id,
-            action_id=action_id,
-            client_ip=client_ip,
-            threshold=review_rule.threshold,
-            observed=gains,
-            evidence={"period_seconds": period, "gains": gains},
-            flag=flag,
+            evidence={"period_seconds": period, "actions": recent[-100:]},
+            recent=recent,
+            decision_evidence={"period_seconds": period, "gains": gains},
+            severity=Flag.HIGH,
         )
         if review_rule.mode == ENFORCE and flag.status == Flag.OPEN:
             # Not after a moderator dismissed this hour's flag of the player.
             review_open(user_id=user_id, reason=flag.summary, flag=flag)
         raised |= created and review_rule.mode == ENFORCE
     return raised
+
+
+def _flag_with_decision(
+    state: RuleState,
+    *,
+    user_id: int,
+    action_id: str,
+    client_ip: str | None,
+    fingerprint: str,
+    observed: float,
+    summary: str,
+    evidence: dict,
+    recent: list[dict],
+    decision_evidence: dict,
+    severity: str = Flag.MEDIUM,
+) -> tuple[Flag, bool]:
+    """A gains rule fired on this action: its flag (the player's recent actions as evidence)
+    and the action's decision pointing at it."""
+    flag, created = flag_raise(
+        rule=state.code,
+        mode=state.mode,
+        fingerprint=fingerprint,
+        user_id=user_id,
+        client_ip=client_ip,
+        severity=severity,
+        threshold=state.threshold,
+        observed=observed,
+        summary=summary,
+        evidence={**evidence, "action_ids": [action["action_id"] for action in recent]},
+    )
+    decision_record(
+        rule=state.code,
+        mode=state.mode,
+        outcome=Decision.FLAGGED,
+        user_id=user_id,
+        action_id=action_id,
+        client_ip=client_ip,
+        threshold=state.threshold,
+        observed=observed,
+        evidence=decision_evidence,
+        flag=flag,
+    )
+    return flag, created
 
 
 def _recent_actions(*, user_id: int, seconds: int) -> list[dict]:
@@ -570,7 +583,7 @@ def held_record(*, user_id: int, action) -> tuple[HeldAction | None, bool]:
         return existing, False
     if ScoreHistory.objects.filter(action_id=action.action_id).exists():
         return None, False
-    review = Review.objects.filter(user_id=user_id, closed_at__isnull=True).first()
+    review = review_open_for(user_id=user_id)
     if review is None:
         return None, False
     now = timezone.now()
@@ -726,7 +739,7 @@ def flag_confirm(*, flag: Flag, by=None, note: str = "", revert: bool = True) ->
                 user_id=flag.user_id, action_ids=action_ids, by=by, reason=f"flag {flag.pk}"
             )
         if flag.user_id:
-            review = Review.objects.filter(user_id=flag.user_id, closed_at__isnull=True).first()
+            review = review_open_for(user_id=flag.user_id)
             if review is not None:
                 review_close(review=review, by=by, release=False)
             user_id = flag.user_id

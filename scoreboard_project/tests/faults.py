@@ -4,6 +4,7 @@ PostgreSQL that a test can cut and restore, and a server that accepts and never 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
@@ -154,3 +155,15 @@ class SilentServer:
 
     def close(self) -> None:
         self.listener.close()
+
+
+def timed_post(asgi, token, action) -> tuple:
+    """POST /api/scores through the production ASGI app: (response, seconds it took)."""
+    started = time.monotonic()
+    response = asgi(
+        "POST",
+        "/api/scores",
+        json.dumps(action).encode(),
+        {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    return response, time.monotonic() - started

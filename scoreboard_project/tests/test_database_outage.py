@@ -20,6 +20,7 @@ from leaderboard.ranking import idempotency_key
 from leaderboard.selectors import board_keys
 from scoreboard_project import aio
 from scoreboard_project.tests.faults import TcpProxy
+from scoreboard_project.tests.faults import timed_post as post
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
@@ -50,17 +51,6 @@ def database_proxy(settings):
     params.update(saved)
     aio.run(_drop_hot_path_pool())
     connection.close()
-
-
-def post(asgi, token, action):
-    started = time.monotonic()
-    response = asgi(
-        "POST",
-        "/api/scores",
-        json.dumps(action).encode(),
-        {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    return response, time.monotonic() - started
 
 
 def totals_and_sums():

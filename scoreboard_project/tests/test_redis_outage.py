@@ -4,7 +4,6 @@ Redis returns. Against a real redis-server of the test's own, killed and restart
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -15,6 +14,7 @@ from conftest import new_action
 from leaderboard.selectors import board_keys
 from scoreboard_project.redis import breaker_for
 from scoreboard_project.tests.faults import RedisServer, SilentServer
+from scoreboard_project.tests.faults import timed_post as post
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -33,17 +33,6 @@ def disposable_redis(settings):
     settings.REDIS_BREAKER_RESET = 0.5
     yield server
     server.stop()
-
-
-def post(asgi, token, action):
-    started = time.monotonic()
-    response = asgi(
-        "POST",
-        "/api/scores",
-        json.dumps(action).encode(),
-        {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    return response, time.monotonic() - started
 
 
 def db_state(django_db_blocker) -> tuple[dict[int, int], dict[int, int]]:
