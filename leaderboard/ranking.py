@@ -52,7 +52,8 @@ def idempotency_key(action_id: str) -> str:
 
 
 # Record committed totals, in one round trip for any number of them: raise each player's
-# entry (never lower it, so out-of-order commits cannot move a player back), invalidate the
+# entry (never lower it, so out-of-order commits cannot move a player back, and never from a
+# record reached before the entry's own reach time), invalidate the
 # top 10 when it may have changed, announce the change (also for a new player, since the
 # player count moved), compute each competition rank and remember each answer for replays.
 # The credited records (those with a status) are also published on the scores channel, in one
@@ -69,7 +70,10 @@ local top_moved, announce = false, false
 for i = 0, count - 1 do
   local user, total = ARGV[3 + i * 5], tonumber(ARGV[4 + i * 5])
   local current = redis.call('ZSCORE', index, user)
-  if not current or total > tonumber(current) then
+  -- A record older than the entry's reach time (a credit committed before a moderator's
+  -- revert, indexed after it) changes nothing.
+  local newer = not current or tonumber(ARGV[5 + i * 5]) >= tonumber(redis.call('HGET', reached, user) or '0')
+  if not current or (total > tonumber(current) and newer) then
     if not current then announce = true end
     local was = redis.call('ZREVRANK', index, user)
     if was and was < n then

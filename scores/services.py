@@ -41,7 +41,6 @@ logger = logging.getLogger("scoreboard.scores")
 
 ACCEPTED = 200
 HELD = 202
-REVERT_RESYNC_SECONDS = 2.0
 # A duplicate that lost the race to an in-flight original waits this long for its answer.
 REPLAY_WAITS = (0.0, 0.005, 0.01, 0.02, 0.05)
 
@@ -339,8 +338,10 @@ def score_revert(*, user_id: int, action_ids: list[str], by=None, reason: str = 
     """
     from django.db import transaction
     from django.db.models import Sum
+    from django.db.models.functions import Now
 
     from antifraud.services import audit_record
+    from leaderboard.services import leaderboard_user_sync
     from scores.models import Score, ScoreHistory
 
     with transaction.atomic():
@@ -354,7 +355,8 @@ def score_revert(*, user_id: int, action_ids: list[str], by=None, reason: str = 
             return 0
         ScoreHistory.objects.filter(id__in=voided_ids).update(voided_at=timezone.now(), voided_by=by)
         before = score.total_score
-        Score.objects.filter(pk=score.pk).update(total_score=before - points, updated_at=timezone.now())
+        # The database's clock, like the credits' reach times: the index compares them.
+        Score.objects.filter(pk=score.pk).update(total_score=before - points, updated_at=Now())
         audit_record(
             actor=by,
             action="score.revert",
@@ -362,29 +364,6 @@ def score_revert(*, user_id: int, action_ids: list[str], by=None, reason: str = 
             before={"total_score": before},
             after={"total_score": before - points, "voided_actions": len(voided_ids), "reason": reason},
         )
-        transaction.on_commit(lambda: _board_sync_twice(user_id))
+        transaction.on_commit(lambda: leaderboard_user_sync(user_id=user_id))
     logger.warning("score reverted: user=%s points=%s actions=%s by=%s", user_id, points, len(voided_ids), by)
     return points
-
-
-def _board_sync_twice(user_id: int) -> None:
-    """Correct the board now, and once more a moment later: the ranking script only raises
-    entries, so a credit committed just before the revert whose record lands after this sync
-    would otherwise show the reverted points until the next change."""
-    import threading
-
-    from django.db import connections
-
-    from leaderboard.services import leaderboard_user_sync
-
-    leaderboard_user_sync(user_id=user_id)
-
-    def again() -> None:
-        try:
-            leaderboard_user_sync(user_id=user_id)
-        finally:
-            connections.close_all()
-
-    timer = threading.Timer(REVERT_RESYNC_SECONDS, again)
-    timer.daemon = True
-    timer.start()

@@ -336,3 +336,20 @@ def test_the_database_refuses_to_rewrite_the_audit_log(make_user, moderator):
     moderator.delete()  # the actor may go; the line stays, with the name
     (entry,) = AuditEntry.objects.filter(action="test.event")
     assert (entry.actor_id, entry.actor_name) == (None, "moderator")
+
+
+@pytest.mark.redis
+def test_a_ranking_write_landing_after_a_revert_does_not_undo_it(asgi, player):
+    """A credit committed before the revert, whose record reaches Redis only after the
+    revert corrected the board, must not put the reverted points back."""
+    from leaderboard.services import Record, leaderboard_record
+    from scores.services import score_revert
+
+    action = new_action(points=40)
+    post(asgi, player, action)
+    before = Score.objects.get(user=player)
+    late = Record(player.id, before.total_score, before.updated_at, action["action_id"], 200, 40)
+    assert score_revert(user_id=player.id, action_ids=[action["action_id"]]) == 40
+    aio.run(leaderboard_record(records=[late]))  # the late write, reached before the revert
+    (entry,) = asgi("GET", "/api/scoreboard").json()["leaderboard"]
+    assert (entry["user_id"], entry["score"]) == (player.id, 0)
