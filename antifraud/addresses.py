@@ -6,45 +6,40 @@ trip; an admin edit applies at once in its own process and within that bound els
 
 from __future__ import annotations
 
-import threading
 import time
 from ipaddress import ip_address, ip_network
 
-from django.conf import settings
 from django.utils import timezone
 
 from antifraud.rules import ENFORCE, OFF, RuleState
 from scoreboard_project import aio
 from scoreboard_project.errors import Forbidden
 
-_lock = threading.Lock()
-_blocked: tuple[float, tuple] = (0.0, ())
 # Refusals are recorded as decisions at most once a minute per (address, player) and process,
 # so a blocked client hammering the endpoint cannot fill the database.
 _recorded: dict[tuple[str, int], float] = {}
 RECORD_EVERY = 60.0
 
 
-def blocked_networks() -> tuple:
-    """(network, reason) of every blocklist entry in force."""
-    global _blocked
-    loaded_at, networks = _blocked
-    if loaded_at and time.monotonic() - loaded_at < settings.RULES_CACHE_SECONDS:
-        return networks
+def _blocked_load() -> tuple:
     from django.db.models import Q
 
     from antifraud.models import BlockedAddress
 
     rows = BlockedAddress.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
-    fresh = tuple((ip_network(row.network, strict=False), row.network, row.reason) for row in rows)
-    with _lock:
-        _blocked = (time.monotonic(), fresh)
-    return fresh
+    return tuple((ip_network(row.network, strict=False), row.network, row.reason) for row in rows)
+
+
+_blocked = aio.ProcessCopy(_blocked_load, "RULES_CACHE_SECONDS")
+
+
+def blocked_networks() -> tuple:
+    """(network, reason) of every blocklist entry in force."""
+    return _blocked.get()
 
 
 def blocklist_forget() -> None:
-    global _blocked
-    _blocked = (0.0, ())
+    _blocked.forget()
 
 
 def address_blocked(address: str | None, networks) -> tuple[str, str] | None:
@@ -62,10 +57,7 @@ async def address_check(address: str | None, *, user_id: int, action_id: str, st
     """Refuse (enforce) or record (shadow) a score update from a blocked address."""
     if state.mode == OFF or not address:
         return
-    loaded_at, networks = _blocked
-    if not loaded_at or time.monotonic() - loaded_at >= settings.RULES_CACHE_SECONDS:
-        networks = await aio.db_call(blocked_networks)()
-    found = address_blocked(address, networks)
+    found = address_blocked(address, await _blocked.get_async())
     if found is None:
         return
     network, reason = found

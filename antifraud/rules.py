@@ -8,11 +8,11 @@ RULES_CACHE_SECONDS, so the hot path reads them without a query.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 
 from django.conf import settings
+
+from scoreboard_project import aio
 
 OFF, SHADOW, ENFORCE = "off", "shadow", "enforce"
 
@@ -97,38 +97,29 @@ class RuleState:
         return float(getattr(settings, setting)) if setting else 0.0
 
 
-_lock = threading.Lock()
-_states: tuple[float, dict[str, RuleState]] = (0.0, {})
+def _rule_states_load() -> dict[str, RuleState]:
+    from antifraud.models import Rule
+
+    rows = {row.code: row for row in Rule.objects.all()}
+    states = {}
+    for code in RULES:
+        row = rows.get(code)
+        states[code] = RuleState(code, row.mode if row else ENFORCE, row.threshold if row else None)
+    return states
+
+
+_states = aio.ProcessCopy(_rule_states_load, "RULES_CACHE_SECONDS")
 
 
 def rule_states() -> dict[str, RuleState]:
     """Every rule's mode and threshold; re-read at most every RULES_CACHE_SECONDS."""
-    global _states
-    loaded_at, states = _states
-    if states and time.monotonic() - loaded_at < settings.RULES_CACHE_SECONDS:
-        return states
-    from antifraud.models import Rule
-
-    rows = {row.code: row for row in Rule.objects.all()}
-    fresh = {}
-    for code in RULES:
-        row = rows.get(code)
-        fresh[code] = RuleState(code, row.mode if row else ENFORCE, row.threshold if row else None)
-    with _lock:
-        _states = (time.monotonic(), fresh)
-    return fresh
+    return _states.get()
 
 
 async def rule_states_async() -> dict[str, RuleState]:
-    loaded_at, states = _states
-    if states and time.monotonic() - loaded_at < settings.RULES_CACHE_SECONDS:
-        return states
-    from scoreboard_project import aio
-
-    return await aio.db_call(rule_states)()
+    return await _states.get_async()
 
 
 def rules_forget() -> None:
     """Drop this process's copy (an admin edit); other processes see it within the TTL."""
-    global _states
-    _states = (0.0, {})
+    _states.forget()

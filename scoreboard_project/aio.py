@@ -13,13 +13,15 @@ import atexit
 import functools
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from weakref import WeakKeyDictionary
 
 import redis.asyncio as aredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import connections
 
 from scoreboard_project.redis import AsyncBreakerConnection
@@ -179,6 +181,67 @@ def db_call(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
         return await sync_to_async(wrapped, thread_sensitive=serial)(*args, **kwargs)
 
     return call
+
+
+class ProcessCopy(Generic[T]):
+    """A value read from the database and kept in this process's memory for a TTL (the
+    setting named `ttl_setting`), for the hot path to read without a query.
+
+    Past the TTL, async readers keep getting the copy they have while one refresh runs in the
+    background: under load, every request in flight at the moment of expiry would otherwise
+    open its own connection in its own thread. A reader with no copy yet (first use, after
+    `forget()`, or a TTL of 0) waits for the database.
+    """
+
+    def __init__(self, load: Callable[[], T], ttl_setting: str) -> None:
+        self._load = load
+        self.ttl_setting = ttl_setting
+        self.value: T | None = None
+        self.loaded_at = 0.0  # 0: no copy
+        self.fresh_until = 0.0
+        self.generation = 0  # a forget() makes a refresh already under way store nothing
+        self.refreshing: asyncio.Task | None = None
+        setting_changed.connect(self._setting_changed, weak=False)
+
+    def reload(self) -> T:
+        generation = self.generation
+        value = self._load()
+        if generation == self.generation:
+            now = time.monotonic()
+            self.value, self.loaded_at = value, now
+            self.fresh_until = now + getattr(settings, self.ttl_setting)
+        return value
+
+    def get(self) -> T:
+        """The copy, re-read (synchronously) when it is older than the TTL."""
+        if time.monotonic() < self.fresh_until:
+            return self.value  # type: ignore[return-value]
+        return self.reload()
+
+    async def get_async(self) -> T:
+        if time.monotonic() < self.fresh_until:
+            return self.value  # type: ignore[return-value]
+        if not self.loaded_at or self.fresh_until == self.loaded_at:  # no copy, or a TTL of 0
+            return await db_call(self.reload)()
+        task = self.refreshing
+        if task is None or task.done() or task.get_loop().is_closed():
+            self.refreshing = asyncio.get_running_loop().create_task(db_call(self.reload)())
+            self.refreshing.add_done_callback(_refresh_done)
+        return self.value  # type: ignore[return-value]
+
+    def forget(self) -> None:
+        """Drop the copy (an admin edit): the next reader waits for the database."""
+        self.generation += 1
+        self.value, self.loaded_at, self.fresh_until = None, 0.0, 0.0
+
+    def _setting_changed(self, *, setting: str, **kwargs) -> None:
+        if setting == self.ttl_setting:  # the TTL was read at the last load
+            self.forget()
+
+
+def _refresh_done(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("background refresh failed; the previous copy stays", exc_info=task.exception())
 
 
 class BackgroundLoop:

@@ -2,56 +2,43 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
-from django.conf import settings
-
+from scoreboard_project import aio
 from scores.models import ActionType, Score, ScoreHistory
 from scores.validation import ActionRule
 
-_rules_lock = threading.Lock()
-_rules: tuple[float, dict[str, ActionRule]] = (0.0, {})
+
+def _action_rules_load() -> dict[str, ActionRule]:
+    return {
+        row.name: ActionRule(
+            row.name,
+            row.min_points,
+            row.max_points,
+            row.enabled,
+            row.signature_required,
+            row.signing_secret,
+            row.rate_per_window,
+        )
+        for row in ActionType.objects.all()
+    }
+
+
+_rules = aio.ProcessCopy(_action_rules_load, "ACTION_TYPES_CACHE_SECONDS")
 
 
 def action_rules() -> dict[str, ActionRule]:
     """Action types by name; re-read at most every ACTION_TYPES_CACHE_SECONDS."""
-    global _rules
-    loaded_at, rules = _rules
-    if time.monotonic() - loaded_at < settings.ACTION_TYPES_CACHE_SECONDS:
-        return rules
-    with _rules_lock:
-        fresh = {
-            row.name: ActionRule(
-                row.name,
-                row.min_points,
-                row.max_points,
-                row.enabled,
-                row.signature_required,
-                row.signing_secret,
-                row.rate_per_window,
-            )
-            for row in ActionType.objects.all()
-        }
-        _rules = (time.monotonic(), fresh)
-    return fresh
+    return _rules.get()
 
 
 async def action_rules_async() -> dict[str, ActionRule]:
-    """`action_rules` for async callers: the database is asked in a worker thread, and only
-    when this process's copy is older than ACTION_TYPES_CACHE_SECONDS."""
-    loaded_at, rules = _rules
-    if time.monotonic() - loaded_at < settings.ACTION_TYPES_CACHE_SECONDS:
-        return rules
-    from scoreboard_project import aio
-
-    return await aio.db_call(action_rules)()
+    """`action_rules` for async callers: past the TTL, the copy in hand while one refresh
+    runs in the background."""
+    return await _rules.get_async()
 
 
 def action_rules_forget() -> None:
     """Drop this process's copy (an admin edit); other processes see it within the TTL."""
-    global _rules
-    _rules = (0.0, {})
+    _rules.forget()
 
 
 def history_owner(*, action_id: str) -> tuple[int, str] | None:
