@@ -436,6 +436,7 @@ def main() -> int:
             "false",
             "--ws-max-size",
             "4096",
+            "--no-proxy-headers",
             "scoreboard_project.asgi:application",
         ],
         "daphne": [

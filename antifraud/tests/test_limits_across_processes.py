@@ -53,12 +53,12 @@ def servers(action_types):
         server.stop()
 
 
-def post(server: ServerProcess, token: str, points: int = 5) -> tuple[int, object, dict]:
+def post(server: ServerProcess, token: str, points: int = 5, **headers: str) -> tuple[int, object, dict]:
     body = json.dumps({"action_id": str(uuid.uuid4()), "action_type": "quest", "points": points}).encode()
     request = urllib.request.Request(
         server.url + "/api/scores",
         data=body,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json", **headers},
         method="POST",
     )
     try:
@@ -73,6 +73,15 @@ def player(make_user, login):
     user = make_user()
     user.token = login(user)["access"]
     return user
+
+
+def test_the_server_leaves_x_forwarded_for_to_trusted_proxies(servers, player):
+    """uvicorn rewrites the client address from X-Forwarded-For for loopback peers unless
+    told not to: a client on the same host could then pose as any address. The production
+    command turns that off, so TRUSTED_PROXIES (empty here) alone decides."""
+    a, _ = servers(TRUSTED_PROXIES="")
+    assert post(a, player.token, **{"X-Forwarded-For": "203.0.113.9"})[0] == 200
+    assert list(ScoreHistory.objects.filter(user=player).values_list("client_ip", flat=True)) == ["127.0.0.1"]
 
 
 def test_the_eleventh_request_in_a_window_is_refused_by_either_process(servers, player):
