@@ -17,14 +17,13 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from weakref import WeakKeyDictionary
 
 from django.conf import settings
 
 from antifraud.rules import ENFORCE, OFF, rule_states_async
 from scoreboard_project import aio, metrics
 from scoreboard_project.errors import AccountSuspended, ApiError, RateLimited, Unauthorized
-from scoreboard_project.redis import RedisError
+from scoreboard_project.redis import LuaScript, RedisError
 
 logger = logging.getLogger("scoreboard.ratelimit")
 
@@ -60,26 +59,35 @@ local accounting = ARGV[11] == '1'  -- velocity or manual_review is on
 local minute = math.floor(now / 60000)
 local global_key = KEYS[1]
 local answers = {}
+-- Running sums, so that no request walks the player's whole log: velocity is the sum of the
+-- last minute's entries (their expired entries are taken off it), gains the sum of the
+-- per-minute buckets (the old buckets are taken off once per minute, field 'm').
 local function account(user, action_id, points)
-  local velocity_key, gains_key = 'velocity:' .. user, 'gains:' .. user
-  redis.call('ZREMRANGEBYSCORE', velocity_key, '-inf', now - 60000)
-  local added = redis.call('ZADD', velocity_key, 'NX', now, action_id .. ':' .. points)
-  redis.call('PEXPIRE', velocity_key, 60000)
-  if added == 1 then redis.call('HINCRBY', gains_key, minute, points) end
-  redis.call('PEXPIRE', gains_key, review_minutes * 60000 + 60000)
-  local velocity, gains = 0, 0
-  for _, member in ipairs(redis.call('ZRANGE', velocity_key, 0, -1)) do
-    velocity = velocity + tonumber(string.match(member, ':(%d+)$'))
+  local velocity_key, sum_key, gains_key = 'velocity:' .. user, 'velocity:sum:' .. user, 'gains:' .. user
+  local expired = 0
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', velocity_key, '-inf', now - 60000)) do
+    expired = expired + tonumber(string.match(member, ':(%d+)$'))
   end
-  local buckets = redis.call('HGETALL', gains_key)
-  for i = 1, #buckets, 2 do
-    if tonumber(buckets[i]) > minute - review_minutes then
-      gains = gains + tonumber(buckets[i + 1])
-    else
-      redis.call('HDEL', gains_key, buckets[i])
+  if expired > 0 then redis.call('ZREMRANGEBYSCORE', velocity_key, '-inf', now - 60000) end
+  local counted = redis.call('ZADD', velocity_key, 'NX', now, action_id .. ':' .. points) == 1
+    and tonumber(points) or 0
+  local velocity = redis.call('INCRBY', sum_key, counted - expired)
+  redis.call('PEXPIRE', velocity_key, 60000)
+  redis.call('PEXPIRE', sum_key, 60000)
+  if tonumber(redis.call('HGET', gains_key, 'm') or minute) ~= minute then
+    local buckets = redis.call('HGETALL', gains_key)
+    for i = 1, #buckets, 2 do
+      local bucket = tonumber(buckets[i])
+      if bucket and bucket <= minute - review_minutes then
+        redis.call('HDEL', gains_key, buckets[i])
+        redis.call('HINCRBY', gains_key, 't', -tonumber(buckets[i + 1]))
+      end
     end
   end
-  local counted = added == 1 and tonumber(points) or 0
+  redis.call('HSET', gains_key, 'm', minute)
+  if counted > 0 then redis.call('HINCRBY', gains_key, minute, counted) end
+  local gains = redis.call('HINCRBY', gains_key, 't', counted)
+  redis.call('PEXPIRE', gains_key, review_minutes * 60000 + 60000)
   return velocity, gains, velocity - counted, gains - counted
 end
 for i = 0, (#ARGV - 11) / 8 - 1 do
@@ -207,7 +215,7 @@ class Admission:
         return error
 
 
-_scripts: WeakKeyDictionary = WeakKeyDictionary()
+_admit_script = LuaScript(ADMIT_SCRIPT)
 
 
 async def _admit_many(requests: list[tuple]) -> list[Admission]:
@@ -228,10 +236,7 @@ async def _admit_many(requests: list[tuple]) -> list[Admission]:
     ]
     for sid, user_id, trusted, action_id, points, kind, kind_limit, _ in requests:
         args += [sid, user_id, uuid.uuid4().hex, "1" if trusted else "0", action_id, points, kind, kind_limit]
-    script = _scripts.get(client)
-    if script is None:
-        script = _scripts[client] = client.register_script(ADMIT_SCRIPT)
-    answers = await script(keys=[GLOBAL_KEY], args=args)
+    answers = await _admit_script(client, [GLOBAL_KEY], args)
     admissions = []
     for answer in answers:
         session, verdict, *numbers = answer
