@@ -58,11 +58,21 @@ class LoopResources:
 _by_loop: WeakKeyDictionary[asyncio.AbstractEventLoop, LoopResources] = WeakKeyDictionary()
 
 
+# The last loop asked about and its resources: a server process has one loop, and the
+# WeakKeyDictionary lookup costs more than the identity check (several calls per request).
+_last: tuple[asyncio.AbstractEventLoop | None, LoopResources | None] = (None, None)
+
+
 def loop_resources() -> LoopResources:
+    global _last
     loop = asyncio.get_running_loop()
+    last_loop, found = _last
+    if last_loop is loop and found is not None:
+        return found
     found = _by_loop.get(loop)
     if found is None:
         found = _by_loop[loop] = LoopResources()
+    _last = (loop, found)
     return found
 
 
@@ -75,8 +85,23 @@ def loop_singleton(name: str, factory: Callable[[], T]) -> T:
     return found
 
 
+_vendor: str | None = None
+
+
 def postgres_enabled() -> bool:
-    return connections["default"].vendor == "postgresql"
+    global _vendor
+    if _vendor is None:  # asked on every score update; the default database does not change
+        _vendor = connections["default"].vendor
+    return _vendor == "postgresql"
+
+
+def _databases_changed(*, setting: str, **kwargs) -> None:
+    global _vendor
+    if setting == "DATABASES":
+        _vendor = None
+
+
+setting_changed.connect(_databases_changed)
 
 
 def _conninfo() -> dict[str, Any]:
@@ -295,6 +320,8 @@ atexit.register(background.close)
 
 async def close_loop_resources() -> None:
     """Close what the running loop owns (ASGI lifespan shutdown)."""
+    global _last
+    _last = (None, None)
     resources = _by_loop.pop(asyncio.get_running_loop(), None)
     if resources is not None:
         await resources.close()

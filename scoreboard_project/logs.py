@@ -17,6 +17,14 @@ import time
 from contextlib import suppress
 from contextvars import ContextVar, Token
 
+# A line is logged per score update: skip gathering what no formatter here prints (the
+# calling frame, thread and process names), as the logging HOWTO's "Optimization" section
+# suggests; 2 of the 13 us a line costs.
+logging._srcfile = None
+logging.logThreads = False
+logging.logProcesses = False
+logging.logMultiprocessing = False
+
 REQUEST_ID_HEADER = "X-Request-ID"
 # An incoming id is kept if it is short and made of safe characters; else a new one is made.
 _VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
