@@ -29,41 +29,18 @@ logger = logging.getLogger("scoreboard.ratelimit")
 
 GLOBAL_KEY = "ratelimit:global"
 
-# Per request: a ban in force refuses it at once; else the cached session entry, then
-# (unless the session is not live in the cache and `trusted` is 0) the sliding windows. A
-# refusal by the player's own window is a violation: PENALTY_VIOLATIONS of them within
-# PENALTY_PERIOD ban the player for the next step of the ladder (rule `penalties`: in shadow
-# mode the ban is only reported, off counts no violation). An admitted update is added to the
-# player's velocity (points in the last minute) and gains (points in MANUAL_REVIEW_PERIOD,
-# per-minute buckets) unless the player is under review and their actions are held; an
-# action_id already seen within the minute is not added twice. Time is Redis's own clock,
-# shared by all servers.
-# KEYS: the global log. ARGV: window_ms, user_limit, global_limit, violations, period_ms,
-# memory_ms, steps ("60000,300000,..."), penalty mode, review mode, review period in
-# minutes, whether to count velocity and gains ("1": a rule uses them), then one argument per
-# request, its fields separated by tabs: sid, user_id, member (random, unique), trusted,
-# action_id, points, the action type's own limit per window (0: none), the action type.
-# Returns per request {session or false, verdict, retry_ms, remaining, reset_ms, velocity,
-# gains, under review (0/1), shadow ban level (0: none)[, velocity and gains before this
-# action: only for ok]}; verdict is ok, user, global, skip
-# (session not live: nothing counted), suspended (a ban in force), banned (banned by this
-# request; remaining carries the ladder's level), type (the action type's own limit).
-ADMIT_SCRIPT = """
+# Redis's own clock (shared by all servers) and the velocity and gains accounting, shared by
+# the admission script and the accounting of a game server's batch.
+CLOCK_LUA = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
-local window, user_limit, global_limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local needed, period, memory = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local steps = {}
-for step in string.gmatch(ARGV[7], '%d+') do steps[#steps + 1] = tonumber(step) end
-local penalty_mode, review_mode, review_minutes = ARGV[8], ARGV[9], tonumber(ARGV[10])
-local accounting = ARGV[11] == '1'  -- velocity or manual_review is on
 local minute = math.floor(now / 60000)
-local global_key = KEYS[1]
-local answers = {}
+"""
+ACCOUNT_LUA = """
 -- Running sums, so that no request walks the player's whole log: velocity is the sum of the
 -- last minute's entries (their expired entries are taken off it), gains the sum of the
 -- per-minute buckets (the old buckets are taken off once per minute, field 'm').
-local function account(user, action_id, points)
+local function account(user, action_id, points, review_minutes)
   local velocity_key, sum_key, gains_key = 'velocity:' .. user, 'velocity:sum:' .. user, 'gains:' .. user
   local expired = 0
   for _, member in ipairs(redis.call('ZRANGEBYSCORE', velocity_key, '-inf', now - 60000)) do
@@ -91,6 +68,38 @@ local function account(user, action_id, points)
   redis.call('PEXPIRE', gains_key, review_minutes * 60000 + 60000)
   return velocity, gains, velocity - counted, gains - counted
 end
+"""
+# Per request: a ban in force refuses it at once; else the cached session entry, then
+# (unless the session is not live in the cache and `trusted` is 0) the sliding windows. A
+# refusal by the player's own window is a violation: PENALTY_VIOLATIONS of them within
+# PENALTY_PERIOD ban the player for the next step of the ladder (rule `penalties`: in shadow
+# mode the ban is only reported, off counts no violation). An admitted update is added to the
+# player's velocity (points in the last minute) and gains (points in MANUAL_REVIEW_PERIOD,
+# per-minute buckets) unless the player is under review and their actions are held; an
+# action_id already seen within the minute is not added twice. Time is Redis's own clock,
+# shared by all servers.
+# KEYS: the global log. ARGV: window_ms, user_limit, global_limit, violations, period_ms,
+# memory_ms, steps ("60000,300000,..."), penalty mode, review mode, review period in
+# minutes, whether to count velocity and gains ("1": a rule uses them), then one argument per
+# request, its fields separated by tabs: sid, user_id, member (random, unique), trusted,
+# action_id, points, the action type's own limit per window (0: none), the action type.
+# Returns per request {session or false, verdict, retry_ms, remaining, reset_ms, velocity,
+# gains, under review (0/1), shadow ban level (0: none)[, velocity and gains before this
+# action: only for ok]}; verdict is ok, user, global, skip
+# (session not live: nothing counted), suspended (a ban in force), banned (banned by this
+# request; remaining carries the ladder's level), type (the action type's own limit).
+ADMIT_SCRIPT = (
+    CLOCK_LUA
+    + ACCOUNT_LUA
+    + """
+local window, user_limit, global_limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local needed, period, memory = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local steps = {}
+for step in string.gmatch(ARGV[7], '%d+') do steps[#steps + 1] = tonumber(step) end
+local penalty_mode, review_mode, review_minutes = ARGV[8], ARGV[9], tonumber(ARGV[10])
+local accounting = ARGV[11] == '1'  -- velocity or manual_review is on
+local global_key = KEYS[1]
+local answers = {}
 for i = 12, #ARGV do
   local sid, user, member, trusted, action_id, points, kind_limit, kind = string.match(
     ARGV[i], '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$')
@@ -159,7 +168,7 @@ for i = 12, #ARGV do
         local oldest = tonumber(redis.call('ZRANGE', user_key, 0, 0, 'WITHSCORES')[2])
         local velocity, gains, velocity_before, gains_before = 0, 0, 0, 0
         if accounting and not (reviewed == 1 and review_mode == 'enforce') then
-          velocity, gains, velocity_before, gains_before = account(user, action_id, points)
+          velocity, gains, velocity_before, gains_before = account(user, action_id, points, review_minutes)
         end
         answers[#answers + 1] = {
           session or false, 'ok', 0, user_limit - used - 1, oldest + window - now,
@@ -171,6 +180,25 @@ for i = 12, #ARGV do
 end
 return answers
 """
+)
+
+# The actions of a game server's batch, once credited: added to each player's velocity and
+# gains like a player's own (a batch has no per-player rate limit, but its points are theirs).
+# ARGV: review period in minutes, then one argument per action: user_id, action_id and points
+# separated by tabs. Returns per action {velocity, gains, velocity before, gains before}.
+ACCOUNT_SCRIPT = (
+    CLOCK_LUA
+    + ACCOUNT_LUA
+    + """
+local review_minutes = tonumber(ARGV[1])
+local answers = {}
+for i = 2, #ARGV do
+  local user, action_id, points = string.match(ARGV[i], '^([^\t]*)\t([^\t]*)\t(.*)$')
+  answers[#answers + 1] = {account(user, action_id, points, review_minutes)}
+end
+return answers
+"""
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +244,7 @@ class Admission:
 
 
 _admit_script = LuaScript(ADMIT_SCRIPT)
+_account_script = LuaScript(ACCOUNT_SCRIPT)
 
 
 async def _admit_many(requests: list[tuple]) -> list[Admission]:
@@ -289,6 +318,40 @@ async def admit(
         )
     together = aio.loop_singleton("admissions", lambda: aio.Coalescer(_admit_many))
     return await together((sid, user_id, trusted, action_id, points, kind, kind_limit, states))
+
+
+async def gains_account(items: list[tuple[int, str, int]], *, states: dict) -> list[Admission]:
+    """Add credited actions of a game server's batch, (user_id, action_id, points), to their
+    players' velocity and gains; per action, an admission carrying those counts (all zero when
+    neither rule is on), for the rules that judge them after the credit."""
+    if not items or not (states["velocity"].active or states["manual_review"].active):
+        return [Admission(None, "ok") for _ in items]
+    client = aio.async_redis()
+    counts = None
+    if client is not None:
+        args = [max(1, settings.MANUAL_REVIEW_PERIOD // 60)]
+        args += [f"{user_id}\t{action_id}\t{points}" for user_id, action_id, points in items]
+        try:
+            counts = await _account_script(client, [], args)
+        except RedisError as error:
+            logger.error("redis unreachable (%s): batch gains counted in this process", error)
+    if counts is None:
+        now = time.monotonic()
+        with local_limits.lock:
+            counts = [
+                local_limits._account(user_id, now, action_id, points) for user_id, action_id, points in items
+            ]
+    return [
+        Admission(
+            None,
+            "ok",
+            velocity=int(velocity),
+            gains=int(gains),
+            velocity_before=int(before),
+            gains_before=int(gains_before),
+        )
+        for velocity, gains, before, gains_before in counts
+    ]
 
 
 class LocalLimits:

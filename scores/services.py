@@ -16,7 +16,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
-from antifraud.ratelimits import Admission, admit_score_request
+from antifraud.ratelimits import Admission, admit_score_request, gains_account
 from antifraud.rules import ENFORCE, rule_states_async
 from antifraud.selectors import reviewed_player_ids
 from antifraud.services import alerts_after_credit, held_record
@@ -93,22 +93,30 @@ async def score_submit_request(
         if held is not None:
             return held, admission
     outcome = await score_submit(user_id=user_id, action=action, checked=True)
-    if not outcome.replayed and _crossed(admission, states):
-        try:
-            await aio.db_call(alerts_after_credit)(
-                user_id=user_id,
-                action_id=action.action_id,
-                client_ip=action.client_ip,
-                velocity=admission.velocity,
-                gains=admission.gains,
-                under_review=admission.under_review,
-                states=states,
-                velocity_before=admission.velocity_before,
-                gains_before=admission.gains_before,
-            )
-        except Exception:  # the credit stands; a rule that failed to record is logged
-            logger.exception("anti-fraud rules after the credit of %s failed", action.action_id)
+    if not outcome.replayed:
+        await _judge_gains(user_id=user_id, action=action, admission=admission, states=states)
     return outcome, admission
+
+
+async def _judge_gains(*, user_id: int, action: ScoreAction, admission: Admission, states) -> None:
+    """The rules that judge a credited action by the player's gains (velocity, manual
+    review), only when it takes the player over a threshold."""
+    if not _crossed(admission, states):
+        return
+    try:
+        await aio.db_call(alerts_after_credit)(
+            user_id=user_id,
+            action_id=action.action_id,
+            client_ip=action.client_ip,
+            velocity=admission.velocity,
+            gains=admission.gains,
+            under_review=admission.under_review,
+            states=states,
+            velocity_before=admission.velocity_before,
+            gains_before=admission.gains_before,
+        )
+    except Exception:  # the credit stands; a rule that failed to record is logged
+        logger.exception("anti-fraud rules after the credit of %s failed", action.action_id)
 
 
 def _crossed(admission: Admission, states) -> bool:
@@ -197,6 +205,13 @@ async def score_submit_batch(*, items: list[tuple[int, ScoreAction] | ApiError])
     outcomes = await score_submit_many(items=[checked[position] for position in valid])
     for position, outcome in zip(valid, outcomes, strict=True):
         results[position] = outcome
+    await _judge_batch_gains(
+        [
+            checked[position]
+            for position, outcome in zip(valid, outcomes, strict=True)
+            if isinstance(outcome, ScoreOutcome) and outcome.status == ACCEPTED and not outcome.replayed
+        ]
+    )
     answers = []
     for item, result in zip(items, results, strict=True):
         action_id = item[1].action_id if isinstance(item, tuple) else None
@@ -215,6 +230,19 @@ async def score_submit_batch(*, items: list[tuple[int, ScoreAction] | ApiError])
         answers.append(answer)
     metrics.batch_observed(answers)
     return {"success": True, "results": answers}
+
+
+async def _judge_batch_gains(credited: list[tuple[int, ScoreAction]]) -> None:
+    """A batch's credited actions count towards their players' velocity and gains, and are
+    judged by those rules like the players' own submissions."""
+    if not credited:
+        return
+    states = await rule_states_async()
+    admissions = await gains_account(
+        [(user_id, action.action_id, action.points) for user_id, action in credited], states=states
+    )
+    for (user_id, action), admission in zip(credited, admissions, strict=True):
+        await _judge_gains(user_id=user_id, action=action, admission=admission, states=states)
 
 
 async def _hold_reviewed(checked: list, results: list, active: set[int]) -> set[int]:

@@ -166,6 +166,45 @@ def test_one_velocity_flag_per_hour_gathers_the_decisions(asgi, player, settings
     assert Decision.objects.filter(rule="velocity", flag=flag).count() == 1
 
 
+@pytest.fixture
+def game_server(asgi, django_db_blocker):
+    """Send a game server's batch; returns its per-item results."""
+    from accounts.services import service_account_create, service_token_create
+
+    with django_db_blocker.unblock():
+        token = service_token_create(account=service_account_create(name="game-server"))
+    sent = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def send(*items: dict) -> list[dict]:
+        body = json.dumps({"actions": list(items)}).encode()
+        return asgi("POST", "/api/scores/batch", body, sent).json()["results"]
+
+    return send
+
+
+def test_a_game_servers_batch_counts_towards_velocity_and_review(asgi, player, mode, settings, game_server):
+    settings.SUSPICIOUS_VELOCITY_THRESHOLD = 100
+    settings.MANUAL_REVIEW_THRESHOLD = 150
+    mode("velocity", "enforce")
+    mode("manual_review", "enforce")
+    first, second, third, fourth = (new_action(points=points) for points in (60, 50, 50, 10))
+    assert post(asgi, player, first).status_code == 200
+    # 60 of the player's own and 50 through a game server: 110 in a minute.
+    assert game_server({"user_id": player.id, **second})[0]["status"] == 200
+    (flag,) = Flag.objects.filter(rule="velocity")
+    assert (flag.user_id, flag.observed) == (player.id, 110)
+    assert Decision.objects.get(rule="velocity").action_id == second["action_id"]
+    assert game_server({"user_id": player.id, **second})[0]["replayed"] is True  # counted once
+    # 160 gained > 150: the crossing action counts, the player goes under review ...
+    assert game_server({"user_id": player.id, **third})[0]["status"] == 200
+    (review,) = Review.objects.filter(user=player, closed_at__isnull=True)
+    assert review.flag.observed == 160
+    # ... and the next action is held, whichever door it comes through.
+    held = game_server({"user_id": player.id, **fourth})[0]
+    assert (held["status"], held["pending_review"], held["new_score"]) == (202, True, 160)
+    assert post(asgi, player, new_action(points=5)).status_code == 202
+
+
 # --- manual review --------------------------------------------------------------------------
 
 
