@@ -37,11 +37,13 @@ local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 
 local minute = math.floor(now / 60000)
 """
 ACCOUNT_LUA = """
--- Running sums, so that no request walks the player's whole log: velocity is the sum of the
--- last minute's entries (their expired entries are taken off it), gains the sum of the
--- per-minute buckets (the old buckets are taken off once per minute, field 'm').
+-- Running sums, so that no request walks the player's whole log: velocity (field 'v') is the
+-- sum of the last minute's entries, their expired entries taken off it; gains (field 't') the
+-- sum of the per-minute buckets, the old buckets taken off once per minute (field 'm': the
+-- minute last seen). Both keys live as long as the gains period and are renewed together.
 local function account(user, action_id, points, review_minutes)
-  local velocity_key, sum_key, gains_key = 'velocity:' .. user, 'velocity:sum:' .. user, 'gains:' .. user
+  local velocity_key, gains_key = 'velocity:' .. user, 'gains:' .. user
+  local ttl = review_minutes * 60000 + 60000
   local expired = 0
   for _, member in ipairs(redis.call('ZRANGEBYSCORE', velocity_key, '-inf', now - 60000)) do
     expired = expired + tonumber(string.match(member, ':(%d+)$'))
@@ -49,23 +51,25 @@ local function account(user, action_id, points, review_minutes)
   if expired > 0 then redis.call('ZREMRANGEBYSCORE', velocity_key, '-inf', now - 60000) end
   local counted = redis.call('ZADD', velocity_key, 'NX', now, action_id .. ':' .. points) == 1
     and tonumber(points) or 0
-  local velocity = redis.call('INCRBY', sum_key, counted - expired)
-  redis.call('PEXPIRE', velocity_key, 60000)
-  redis.call('PEXPIRE', sum_key, 60000)
-  if tonumber(redis.call('HGET', gains_key, 'm') or minute) ~= minute then
-    local buckets = redis.call('HGETALL', gains_key)
-    for i = 1, #buckets, 2 do
-      local bucket = tonumber(buckets[i])
-      if bucket and bucket <= minute - review_minutes then
-        redis.call('HDEL', gains_key, buckets[i])
-        redis.call('HINCRBY', gains_key, 't', -tonumber(buckets[i + 1]))
+  redis.call('PEXPIRE', velocity_key, ttl)
+  local last = tonumber(redis.call('HGET', gains_key, 'm'))
+  if last ~= minute then
+    if last then
+      local buckets = redis.call('HGETALL', gains_key)
+      for i = 1, #buckets, 2 do
+        local bucket = tonumber(buckets[i])
+        if bucket and bucket <= minute - review_minutes then
+          redis.call('HDEL', gains_key, buckets[i])
+          redis.call('HINCRBY', gains_key, 't', -tonumber(buckets[i + 1]))
+        end
       end
     end
+    redis.call('HSET', gains_key, 'm', minute)
   end
-  redis.call('HSET', gains_key, 'm', minute)
+  local velocity = redis.call('HINCRBY', gains_key, 'v', counted - expired)
   if counted > 0 then redis.call('HINCRBY', gains_key, minute, counted) end
   local gains = redis.call('HINCRBY', gains_key, 't', counted)
-  redis.call('PEXPIRE', gains_key, review_minutes * 60000 + 60000)
+  redis.call('PEXPIRE', gains_key, ttl)
   return velocity, gains, velocity - counted, gains - counted
 end
 """

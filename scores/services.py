@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from antifraud.ratelimits import Admission, admit_score_request, gains_account
 from antifraud.rules import ENFORCE, rule_states_async
-from antifraud.selectors import reviewed_player_ids
 from antifraud.services import alerts_after_credit, held_record
 from leaderboard.ranking import idempotency_key
 from leaderboard.selectors import user_rank
@@ -28,7 +27,7 @@ from scoreboard_project.errors import ApiError, DuplicateAction, InvalidAction, 
 from scoreboard_project.logs import score_log_fields
 from scoreboard_project.redis import RedisError
 from scores.ledger import Credit, ledger_credit_async, ledger_credit_many
-from scores.selectors import action_rules_async, active_player_ids, history_owner, score_of
+from scores.selectors import action_rules_async, batch_players, history_owner, score_of
 from scores.validation import (
     ActionRule,
     ScoreAction,
@@ -187,7 +186,7 @@ async def score_submit_batch(*, items: list[tuple[int, ScoreAction] | ApiError])
     a refused item carries the error shape. Unknown or inactive players are refused.
     """
     wanted = {item[0] for item in items if isinstance(item, tuple)}
-    active = await aio.db_call(active_player_ids)(user_ids=wanted) if wanted else set()
+    active, reviewed = await aio.db_call(batch_players)(user_ids=wanted) if wanted else (set(), set())
     checked: list[tuple[int, ScoreAction] | ApiError] = [
         item
         if not isinstance(item, tuple) or item[0] in active
@@ -198,7 +197,7 @@ async def score_submit_batch(*, items: list[tuple[int, ScoreAction] | ApiError])
         for item in items
     ]
     results: list = list(checked)
-    held = await _hold_reviewed(checked, results, active)
+    held = await _hold_reviewed(checked, results, reviewed)
     valid = [
         position for position, item in enumerate(checked) if isinstance(item, tuple) and position not in held
     ]
@@ -245,15 +244,11 @@ async def _judge_batch_gains(credited: list[tuple[int, ScoreAction]]) -> None:
         await _judge_gains(user_id=user_id, action=action, admission=admission, states=states)
 
 
-async def _hold_reviewed(checked: list, results: list, active: set[int]) -> set[int]:
+async def _hold_reviewed(checked: list, results: list, reviewed: set[int]) -> set[int]:
     """A batch's actions of players under review are held like their own submissions
     (`manual_review` enforced); returns the positions answered here."""
-    states = await rule_states_async()
-    if states["manual_review"].mode != ENFORCE or not active:
-        return set()
-    reviewed = (await aio.db_call(reviewed_player_ids)()) & active
     answered: set[int] = set()
-    if not reviewed:
+    if not reviewed or (await rule_states_async())["manual_review"].mode != ENFORCE:
         return answered
     rules = await action_rules_async()
     for position, item in enumerate(checked):

@@ -166,6 +166,19 @@ def test_one_velocity_flag_per_hour_gathers_the_decisions(asgi, player, settings
     assert Decision.objects.filter(rule="velocity", flag=flag).count() == 1
 
 
+def test_a_dismissed_velocity_flag_starts_the_count_over(asgi, player, mode, settings):
+    settings.SUSPICIOUS_VELOCITY_THRESHOLD = 100
+    mode("velocity", "enforce")
+    for points in (60, 50):
+        assert post(asgi, player, new_action(points=points)).status_code == 200
+    assert flag_dismiss(flag=Flag.objects.get(rule="velocity"))
+    # Counted from zero again: 60 stays under the threshold, 60 more crosses it at 120.
+    for points in (60, 60):
+        assert post(asgi, player, new_action(points=points)).status_code == 200
+    observed = Decision.objects.filter(rule="velocity").order_by("id").values_list("observed", flat=True)
+    assert list(observed) == [110, 120]
+
+
 @pytest.fixture
 def game_server(asgi, django_db_blocker):
     """Send a game server's batch; returns its per-item results."""
