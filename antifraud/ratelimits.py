@@ -39,32 +39,43 @@ local minute = math.floor(now / 60000)
 ACCOUNT_LUA = """
 -- Running sums, so that no request walks the player's whole log: velocity (field 'v') is the
 -- sum of the last minute's entries, their expired entries taken off it; gains (field 't') the
--- sum of the per-minute buckets, the old buckets taken off once per minute (field 'm': the
--- minute last seen). Both keys live as long as the gains period and are renewed together.
+-- sum of the per-minute buckets, summed again from the buckets once per minute, when the old
+-- ones are dropped (field 'm': the minute last seen). A hash without them (written by an
+-- older version, or fresh) gets them from its log and buckets. Both keys live as long as
+-- the gains period and are renewed together.
 local function account(user, action_id, points, review_minutes)
   local velocity_key, gains_key = 'velocity:' .. user, 'gains:' .. user
   local ttl = review_minutes * 60000 + 60000
+  local state = redis.call('HMGET', gains_key, 'm', 'v')
   local expired = 0
-  for _, member in ipairs(redis.call('ZRANGEBYSCORE', velocity_key, '-inf', now - 60000)) do
-    expired = expired + tonumber(string.match(member, ':(%d+)$'))
+  if state[2] then
+    local gone = redis.call('ZRANGEBYSCORE', velocity_key, '-inf', now - 60000)
+    for _, member in ipairs(gone) do
+      expired = expired + tonumber(string.match(member, ':(%d+)$'))
+    end
+    if #gone > 0 then redis.call('ZREMRANGEBYSCORE', velocity_key, '-inf', now - 60000) end
+  else
+    redis.call('ZREMRANGEBYSCORE', velocity_key, '-inf', now - 60000)
+    local sum = 0
+    for _, member in ipairs(redis.call('ZRANGE', velocity_key, 0, -1)) do
+      sum = sum + tonumber(string.match(member, ':(%d+)$'))
+    end
+    redis.call('HSET', gains_key, 'v', sum)
   end
-  if expired > 0 then redis.call('ZREMRANGEBYSCORE', velocity_key, '-inf', now - 60000) end
   local counted = redis.call('ZADD', velocity_key, 'NX', now, action_id .. ':' .. points) == 1
     and tonumber(points) or 0
   redis.call('PEXPIRE', velocity_key, ttl)
-  local last = tonumber(redis.call('HGET', gains_key, 'm'))
-  if last ~= minute then
-    if last then
-      local buckets = redis.call('HGETALL', gains_key)
-      for i = 1, #buckets, 2 do
-        local bucket = tonumber(buckets[i])
-        if bucket and bucket <= minute - review_minutes then
-          redis.call('HDEL', gains_key, buckets[i])
-          redis.call('HINCRBY', gains_key, 't', -tonumber(buckets[i + 1]))
-        end
+  if tonumber(state[1]) ~= minute then
+    local buckets, total = redis.call('HGETALL', gains_key), 0
+    for i = 1, #buckets, 2 do
+      local bucket = tonumber(buckets[i])
+      if bucket and bucket <= minute - review_minutes then
+        redis.call('HDEL', gains_key, buckets[i])
+      elseif bucket then
+        total = total + tonumber(buckets[i + 1])
       end
     end
-    redis.call('HSET', gains_key, 'm', minute)
+    redis.call('HSET', gains_key, 'm', minute, 't', total)
   end
   local velocity = redis.call('HINCRBY', gains_key, 'v', counted - expired)
   if counted > 0 then redis.call('HINCRBY', gains_key, minute, counted) end

@@ -179,6 +179,25 @@ def test_a_dismissed_velocity_flag_starts_the_count_over(asgi, player, mode, set
     assert list(observed) == [110, 120]
 
 
+@pytest.mark.redis
+def test_counts_kept_by_an_older_version_are_taken_over(asgi, player, mode, settings):
+    """A log and per-minute buckets without the running sums (the previous script's keys)
+    are summed once, then carried on: an upgrade neither forgets nor double-counts."""
+    from scoreboard_project.redis import redis_client
+
+    settings.SUSPICIOUS_VELOCITY_THRESHOLD = 100
+    mode("velocity", "enforce")
+    client = redis_client()
+    seconds, _ = client.time()
+    now, minute = seconds * 1000, seconds // 60
+    client.zadd(f"velocity:{player.id}", {"a:40": now - 1000, "b:30": now - 2000, "c:500": now - 90_000})
+    client.hset(f"gains:{player.id}", mapping={str(minute): 70, str(minute - 10_000): 500})
+    # 70 points in the last minute (not the 500 of 90 s ago): 40 more cross 100 at 110.
+    assert post(asgi, player, new_action(points=40)).status_code == 200
+    assert Decision.objects.get(rule="velocity").observed == 110
+    assert int(client.hget(f"gains:{player.id}", "t")) == 110  # the bucket of long ago dropped
+
+
 @pytest.fixture
 def game_server(asgi, django_db_blocker):
     """Send a game server's batch; returns its per-item results."""
