@@ -12,7 +12,6 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from antifraud.addresses import blocklist_forget
-from antifraud.ratelimits import local_limits
 from antifraud.rules import rules_forget
 from leaderboard.board import local_board_invalidate
 from leaderboard.events import hubs
@@ -66,7 +65,6 @@ def _clean_state():
     action_rules_forget()
     rules_forget()
     blocklist_forget()
-    local_limits.reviews = None
     local_board_invalidate()
     for hub in list(hubs.values()):
         hub.last_entries = None

@@ -351,11 +351,7 @@ async def gains_account(items: list[tuple[int, str, int]], *, states: dict) -> l
         except RedisError as error:
             logger.error("redis unreachable (%s): batch gains counted in this process", error)
     if counts is None:
-        now = time.monotonic()
-        with local_limits.lock:
-            counts = [
-                local_limits._account(user_id, now, action_id, points) for user_id, action_id, points in items
-            ]
+        counts = local_limits.account_many(items)
     return [
         Admission(
             None,
@@ -383,7 +379,6 @@ class LocalLimits:
         self.velocity: dict[int, deque[tuple[float, str, int]]] = {}  # user -> (time, action_id, points)
         self.gains: dict[int, deque[tuple[float, int]]] = {}
         self.reviews: set[int] | None = None  # players under review; None: not loaded yet
-        self.loaded_at = 0.0  # when bans and reviews were last read from the database
         self.warned = False
 
     def admit(
@@ -481,6 +476,12 @@ class LocalLimits:
         velocity, gains = sum(p for _, _, p in recent), sum(p for _, p in gained)
         return velocity, gains, velocity - counted, gains - counted
 
+    def account_many(self, items: list[tuple[int, str, int]]) -> list[tuple[int, int, int, int]]:
+        """`_account` for credited actions (user_id, action_id, points) of a batch."""
+        now = time.monotonic()
+        with self.lock:
+            return [self._account(user_id, now, action_id, points) for user_id, action_id, points in items]
+
     def counters_reset(self, user_id: int) -> None:
         with self.lock:
             self.velocity.pop(user_id, None)
@@ -494,7 +495,6 @@ class LocalLimits:
             for user_id, seconds in bans.items():
                 self.bans[user_id] = max(self.bans.get(user_id, 0.0), now + seconds)
             self.reviews = set(reviews)
-            self.loaded_at = now
 
     def _violation(self, user_id: int, now: float, *, needed: int) -> int:
         """Count a refusal; the one that completes `needed` of them returns the ban level the
@@ -533,10 +533,21 @@ class LocalLimits:
             self.velocity.clear()
             self.gains.clear()
             self.reviews = None
-            self.loaded_at = 0.0
+        _enforced.forget()
 
 
 local_limits = LocalLimits()
+
+
+def _enforced_load() -> None:
+    from antifraud.selectors import bans_in_force, reviewed_player_ids
+
+    local_limits.load(bans=bans_in_force(), reviews=reviewed_player_ids())
+
+
+# Without Redis: the bans in force and open reviews, placed by other processes or earlier
+# runs, read into `local_limits` from the database at most every RULES_CACHE_SECONDS.
+_enforced = aio.ProcessCopy(_enforced_load, "RULES_CACHE_SECONDS")
 
 
 async def admit_score_request(
@@ -602,14 +613,7 @@ async def admit_score_request(
     if admission is None:
         if not session_checked and not await session_is_live_async(sid=sid, user_id=user_id):
             raise Unauthorized("The session has ended.")
-        if (
-            local_limits.reviews is None
-            or time.monotonic() - local_limits.loaded_at >= settings.RULES_CACHE_SECONDS
-        ):
-            from antifraud.selectors import bans_in_force, reviewed_player_ids
-
-            bans, reviews = await aio.db_call(lambda: (bans_in_force(), reviewed_player_ids()))()
-            local_limits.load(bans=bans, reviews=reviews)
+        await _enforced.get_async()
         admission = local_limits.admit(
             user_id, action_id=action_id, points=points, kind=kind, kind_limit=kind_limit, states=states
         )

@@ -97,6 +97,24 @@ class RuleState:
         return float(getattr(settings, setting)) if setting else 0.0
 
 
+def gains_crossed(
+    states: dict[str, RuleState],
+    *,
+    velocity_before: int,
+    velocity: int,
+    gains_before: int,
+    gains: int,
+    under_review: bool,
+) -> tuple[bool, bool]:
+    """Which gains rules, (velocity, manual_review), this credited action takes over their
+    threshold: only the crossing action fires, so a player above a threshold is judged once."""
+    velocity_rule, review_rule = states["velocity"], states["manual_review"]
+    return (
+        velocity_rule.active and velocity_before <= velocity_rule.threshold < velocity,
+        review_rule.active and not under_review and gains_before <= review_rule.threshold < gains,
+    )
+
+
 def _rule_states_load() -> dict[str, RuleState]:
     from antifraud.models import Rule
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from antifraud.models import AuditEntry, Ban, Decision, Flag, HeldAction, Review
 from antifraud.ratelimits import local_limits
-from antifraud.rules import ENFORCE, OFF, RuleState
+from antifraud.rules import ENFORCE, OFF, RuleState, gains_crossed
 from antifraud.selectors import review_open_for
 from scoreboard_project import metrics
 from scoreboard_project.redis import RedisError, redis_client
@@ -317,6 +317,7 @@ def _flag_state(flag: Flag) -> dict:
     }
 
 
+@transaction.atomic
 def alerts_after_credit(
     *,
     user_id: int,
@@ -332,41 +333,16 @@ def alerts_after_credit(
     """The rules that judge a credited action by the player's recent gains (velocity and
     manual review). They fire on the action that crosses a threshold; the caller calls this
     only then, so it costs nothing otherwise."""
-    with transaction.atomic():
-        raised = _alerts(
-            user_id=user_id,
-            action_id=action_id,
-            client_ip=client_ip,
-            velocity=velocity,
-            gains=gains,
-            under_review=under_review,
-            states=states,
-            velocity_before=velocity_before,
-            gains_before=gains_before,
-        )
-        if raised:
-            # A closer look at the player, which must not be lost if the broker is down: it
-            # is recorded with the flag and published after the commit (scores/outbox.py).
-            from scores.outbox import outbox_enqueue
-
-            outbox_enqueue("antifraud.tasks.analyse_player", {"user_id": user_id})
-
-
-def _alerts(
-    *,
-    user_id: int,
-    action_id: str,
-    client_ip: str | None,
-    velocity: int,
-    gains: int,
-    under_review: bool,
-    states: dict[str, RuleState],
-    velocity_before: int,
-    gains_before: int,
-) -> bool:
-    """The rules of `alerts_after_credit`; True if an enforced rule raised a new flag."""
     from django.conf import settings
 
+    velocity_crossed, review_crossed = gains_crossed(
+        states,
+        velocity_before=velocity_before,
+        velocity=velocity,
+        gains_before=gains_before,
+        gains=gains,
+        under_review=under_review,
+    )
     raised = False
     judged = {
         "user_id": user_id,
@@ -374,8 +350,8 @@ def _alerts(
         "client_ip": client_ip,
         "fingerprint": f"user:{user_id}:{timezone.now():%Y%m%dT%H}",  # one flag a player and hour
     }
-    velocity_rule = states["velocity"]
-    if velocity_rule.active and velocity_before <= velocity_rule.threshold < velocity:
+    if velocity_crossed:
+        velocity_rule = states["velocity"]
         recent = _recent_actions(user_id=user_id, seconds=60)
         _, created = _flag_with_decision(
             velocity_rule,
@@ -387,8 +363,8 @@ def _alerts(
             decision_evidence={"window_seconds": 60, "points_in_window": velocity},
         )
         raised |= created and velocity_rule.mode == ENFORCE
-    review_rule = states["manual_review"]
-    if review_rule.active and not under_review and gains_before <= review_rule.threshold < gains:
+    if review_crossed:
+        review_rule = states["manual_review"]
         period = settings.MANUAL_REVIEW_PERIOD
         recent = _recent_actions(user_id=user_id, seconds=period)
         flag, created = _flag_with_decision(
@@ -406,7 +382,12 @@ def _alerts(
             # Not after a moderator dismissed this hour's flag of the player.
             review_open(user_id=user_id, reason=flag.summary, flag=flag)
         raised |= created and review_rule.mode == ENFORCE
-    return raised
+    if raised:
+        # A closer look at the player, which must not be lost if the broker is down: it is
+        # recorded with the flag and published after the commit (scores/outbox.py).
+        from scores.outbox import outbox_enqueue
+
+        outbox_enqueue("antifraud.tasks.analyse_player", {"user_id": user_id})
 
 
 def _flag_with_decision(

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from weakref import WeakKeyDictionary
 
+from scoreboard_project.redis import LuaScript
+
 TOP_N = 10
 # Ties at the tenth score are resolved by reach time; this bounds how many are read.
 TIE_SCAN_LIMIT = 1000
@@ -146,11 +148,15 @@ return 0
 """
 
 
+# Called on every credit, like the admission script: through LuaScript (asyncio clients).
+record_script = LuaScript(RECORD_SCRIPT)
+
+
 class Scripts:
-    """Lua scripts registered once per client (EVALSHA, falling back to EVAL)."""
+    """The board-building scripts, registered once per client (sync or asyncio; EVALSHA,
+    falling back to EVAL)."""
 
     def __init__(self, client):
-        self.record = client.register_script(RECORD_SCRIPT)
         self.top_read = client.register_script(TOP_READ_SCRIPT)
         self.top_store = client.register_script(TOP_STORE_SCRIPT)
 

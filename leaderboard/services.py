@@ -17,7 +17,7 @@ from django.utils.dateparse import parse_datetime
 
 from leaderboard.board import local_board_invalidate
 from leaderboard.events import board_changed_here, score_changed_here
-from leaderboard.ranking import NAMES_KEY, TOP_N, idempotency_key, scripts_for
+from leaderboard.ranking import NAMES_KEY, TOP_N, idempotency_key, record_script
 from leaderboard.selectors import board_keys, ranked_scores, user_rank_from_db
 from scoreboard_project import aio
 from scoreboard_project.redis import RedisError, redis_client
@@ -124,8 +124,9 @@ async def _record_in_redis(client, records: list[Record], board: str | None) -> 
     args: list = [TOP_N, settings.IDEMPOTENCY_TTL]
     for record in records:
         args += [record.user_id, record.total, micros(record.reached_at), record.status or "", record.points]
-    ranks, changed = await scripts_for(client).record(
-        keys=[
+    ranks, changed = await record_script(
+        client,
+        [
             keys.index,
             keys.reached,
             keys.top10,
@@ -134,7 +135,7 @@ async def _record_in_redis(client, records: list[Record], board: str | None) -> 
             keys.scores,
             *(idempotency_key(record.action_id) for record in records),
         ],
-        args=args,
+        args,
     )
     if changed:
         local_board_invalidate()

@@ -246,7 +246,7 @@ class ProcessCopy(Generic[T]):
     async def get_async(self) -> T:
         if time.monotonic() < self.fresh_until:
             return self.value  # type: ignore[return-value]
-        if not self.loaded_at or self.fresh_until == self.loaded_at:  # no copy, or a TTL of 0
+        if not self.loaded_at or not getattr(settings, self.ttl_setting):  # no copy, or no TTL
             return await db_call(self.reload)()
         task = self.refreshing
         if task is None or task.done() or task.get_loop().is_closed():

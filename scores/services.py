@@ -17,7 +17,7 @@ from django.db import connection
 from django.utils import timezone
 
 from antifraud.ratelimits import Admission, admit_score_request, gains_account
-from antifraud.rules import ENFORCE, rule_states_async
+from antifraud.rules import ENFORCE, gains_crossed, rule_states_async
 from antifraud.services import alerts_after_credit, held_record
 from leaderboard.ranking import idempotency_key
 from leaderboard.selectors import user_rank
@@ -99,8 +99,16 @@ async def score_submit_request(
 
 async def _judge_gains(*, user_id: int, action: ScoreAction, admission: Admission, states) -> None:
     """The rules that judge a credited action by the player's gains (velocity, manual
-    review), only when it takes the player over a threshold."""
-    if not _crossed(admission, states):
+    review), only when it takes the player over a threshold (no thread hop otherwise)."""
+    crossed = gains_crossed(
+        states,
+        velocity_before=admission.velocity_before,
+        velocity=admission.velocity,
+        gains_before=admission.gains_before,
+        gains=admission.gains,
+        under_review=admission.under_review,
+    )
+    if not any(crossed):
         return
     try:
         await aio.db_call(alerts_after_credit)(
@@ -116,18 +124,6 @@ async def _judge_gains(*, user_id: int, action: ScoreAction, admission: Admissio
         )
     except Exception:  # the credit stands; a rule that failed to record is logged
         logger.exception("anti-fraud rules after the credit of %s failed", action.action_id)
-
-
-def _crossed(admission: Admission, states) -> bool:
-    """Did this action take the player over a gains threshold (only the crossing one fires)?"""
-    if admission.velocity == admission.velocity_before:  # nothing counted (or rules off)
-        return False
-    velocity, review = states["velocity"], states["manual_review"]
-    return (velocity.active and admission.velocity_before <= velocity.threshold < admission.velocity) or (
-        review.active
-        and not admission.under_review
-        and admission.gains_before <= review.threshold < admission.gains
-    )
 
 
 async def _hold(*, user_id: int, action: ScoreAction) -> ScoreOutcome | None:
