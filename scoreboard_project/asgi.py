@@ -1,6 +1,7 @@
 """ASGI entry point: the hot endpoints on a lean async door, HTTP through Django, WebSockets
 through Channels."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -33,3 +34,8 @@ application = HotPathApp(
         ("GET", "/readyz"): (readyz_endpoint, settings.MAX_REQUEST_BODY),
     },
 )
+
+# Everything imported so far lives as long as the process: move it out of the collector's
+# sight. A full collection otherwise walked ~150,000 objects, a 100 ms pause of every request
+# in flight (p99 of POST at c=128 up to 300 ms) and a tenth of a worker's CPU.
+gc.freeze()

@@ -70,7 +70,7 @@ class HotRequest:
         if not self.body:
             return {}
         try:
-            return json.loads(self.body.decode("utf-8"), parse_constant=_reject_constant)
+            return _decode(self.body.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
             raise InvalidAction("The body is not valid JSON.") from None
 
@@ -96,8 +96,14 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
+# One decoder and one encoder for every request: json.loads and json.dumps given an argument
+# build a new one on each call.
+_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def json_response(status: int, body: dict, headers: tuple[tuple[bytes, bytes], ...] = ()) -> HotResponse:
-    return HotResponse(status, json.dumps(body, separators=(",", ":")).encode(), headers)
+    return HotResponse(status, _encode(body).encode(), headers)
 
 
 def error_response(error: ApiError) -> HotResponse:
