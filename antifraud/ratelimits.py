@@ -46,40 +46,45 @@ ACCOUNT_LUA = """
 local function account(user, action_id, points, review_minutes)
   local velocity_key, gains_key = 'velocity:' .. user, 'gains:' .. user
   local ttl = review_minutes * 60000 + 60000
-  local state = redis.call('HMGET', gains_key, 'm', 'v')
-  local expired = 0
+  local state = redis.call('HMGET', gains_key, 'm', 'v', 't', minute)
+  local velocity = 0
   if state[2] then
+    velocity = tonumber(state[2])
     local gone = redis.call('ZRANGEBYSCORE', velocity_key, '-inf', now - 60000)
     for _, member in ipairs(gone) do
-      expired = expired + tonumber(string.match(member, ':(%d+)$'))
+      velocity = velocity - tonumber(string.match(member, ':(%d+)$'))
     end
     if #gone > 0 then redis.call('ZREMRANGEBYSCORE', velocity_key, '-inf', now - 60000) end
   else
     redis.call('ZREMRANGEBYSCORE', velocity_key, '-inf', now - 60000)
-    local sum = 0
     for _, member in ipairs(redis.call('ZRANGE', velocity_key, 0, -1)) do
-      sum = sum + tonumber(string.match(member, ':(%d+)$'))
+      velocity = velocity + tonumber(string.match(member, ':(%d+)$'))
     end
-    redis.call('HSET', gains_key, 'v', sum)
   end
   local counted = redis.call('ZADD', velocity_key, 'NX', now, action_id .. ':' .. points) == 1
     and tonumber(points) or 0
   redis.call('PEXPIRE', velocity_key, ttl)
+  local gains = tonumber(state[3]) or 0
+  local update = {}
   if tonumber(state[1]) ~= minute then
-    local buckets, total = redis.call('HGETALL', gains_key), 0
+    local buckets = redis.call('HGETALL', gains_key)
+    gains = 0
     for i = 1, #buckets, 2 do
       local bucket = tonumber(buckets[i])
       if bucket and bucket <= minute - review_minutes then
         redis.call('HDEL', gains_key, buckets[i])
       elseif bucket then
-        total = total + tonumber(buckets[i + 1])
+        gains = gains + tonumber(buckets[i + 1])
       end
     end
-    redis.call('HSET', gains_key, 'm', minute, 't', total)
+    update = {'m', minute}
   end
-  local velocity = redis.call('HINCRBY', gains_key, 'v', counted - expired)
-  if counted > 0 then redis.call('HINCRBY', gains_key, minute, counted) end
-  local gains = redis.call('HINCRBY', gains_key, 't', counted)
+  velocity, gains = velocity + counted, gains + counted
+  if counted > 0 then
+    update[#update + 1] = minute
+    update[#update + 1] = (tonumber(state[4]) or 0) + counted
+  end
+  redis.call('HSET', gains_key, 'v', velocity, 't', gains, unpack(update))
   redis.call('PEXPIRE', gains_key, ttl)
   return velocity, gains, velocity - counted, gains - counted
 end
@@ -114,6 +119,11 @@ for step in string.gmatch(ARGV[7], '%d+') do steps[#steps + 1] = tonumber(step) 
 local penalty_mode, review_mode, review_minutes = ARGV[8], ARGV[9], tonumber(ARGV[10])
 local accounting = ARGV[11] == '1'  -- velocity or manual_review is on
 local global_key = KEYS[1]
+-- The global log is trimmed and counted once: every request of this call has the same
+-- `now`. The members admitted here are added together at the end.
+redis.call('ZREMRANGEBYSCORE', global_key, '-inf', now - window)
+local global_used = redis.call('ZCARD', global_key)
+local admitted = {}
 local answers = {}
 for i = 12, #ARGV do
   local sid, user, member, trusted, action_id, points, kind_limit, kind = string.match(
@@ -165,17 +175,18 @@ for i = 12, #ARGV do
         answers[#answers + 1] = {session or false, refused, wait, left, wait, 0, 0, reviewed, would}
       end
     else
-      redis.call('ZREMRANGEBYSCORE', global_key, '-inf', now - window)
-      if redis.call('ZCARD', global_key) >= global_limit then
-        local oldest = tonumber(redis.call('ZRANGE', global_key, 0, 0, 'WITHSCORES')[2])
+      if global_used >= global_limit then
+        -- (all of the log admitted by this call: the oldest is now)
+        local oldest = tonumber(redis.call('ZRANGE', global_key, 0, 0, 'WITHSCORES')[2] or now)
         answers[#answers + 1] = {
           session or false, 'global', oldest + window - now, user_limit - used, 0, 0, 0, reviewed, 0
         }
       else
         redis.call('ZADD', user_key, now, member)
         redis.call('PEXPIRE', user_key, window)
-        redis.call('ZADD', global_key, now, member)
-        redis.call('PEXPIRE', global_key, window)
+        global_used = global_used + 1
+        admitted[#admitted + 1] = now
+        admitted[#admitted + 1] = member
         if kind_limit > 0 then
           redis.call('ZADD', kind_key, now, member)
           redis.call('PEXPIRE', kind_key, window)
@@ -193,6 +204,11 @@ for i = 12, #ARGV do
     end
   end
 end
+-- (in slices: Lua's unpack takes a few thousand values at most)
+for first = 1, #admitted, 1000 do
+  redis.call('ZADD', global_key, unpack(admitted, first, math.min(first + 999, #admitted)))
+end
+if #admitted > 0 then redis.call('PEXPIRE', global_key, window) end
 return answers
 """
 )

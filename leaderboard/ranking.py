@@ -69,23 +69,31 @@ local index, reached, top, version, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local n, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local count = (#ARGV - 2) / 5
 local top_moved, announce = false, false
+-- Each player's entry as this script leaves it (false: none), read once per player.
+local entries = {}
+local function entry(user)
+  local known = entries[user]
+  if known == nil then
+    known = tonumber(redis.call('ZSCORE', index, user)) or false
+    entries[user] = known
+  end
+  return known
+end
+-- The n-th score before these records (none: fewer than n players). Entries only rise, so a
+-- record below it, of a player who was below it, cannot have changed the top n.
+local tail = redis.call('ZREVRANGE', index, n - 1, n - 1, 'WITHSCORES')
+local floor = tail[2] and tonumber(tail[2])
 for i = 0, count - 1 do
-  local user, total = ARGV[3 + i * 5], tonumber(ARGV[4 + i * 5])
-  local current = redis.call('ZSCORE', index, user)
+  local user, total, at = ARGV[3 + i * 5], tonumber(ARGV[4 + i * 5]), ARGV[5 + i * 5]
+  local current = entry(user)
   -- A record older than the entry's reach time (a credit committed before a moderator's
   -- revert, indexed after it) changes nothing.
-  local newer = not current or tonumber(ARGV[5 + i * 5]) >= tonumber(redis.call('HGET', reached, user) or '0')
-  if not current or (total > tonumber(current) and newer) then
+  if not current or (total > current and tonumber(at) >= tonumber(redis.call('HGET', reached, user) or '0')) then
     if not current then announce = true end
-    local was = redis.call('ZREVRANK', index, user)
-    if was and was < n then
-      top_moved = true
-    else
-      local tail = redis.call('ZREVRANGE', index, n - 1, n - 1, 'WITHSCORES')
-      if #tail == 0 or total >= tonumber(tail[2]) then top_moved = true end
-    end
+    if not floor or total >= floor or (current and current >= floor) then top_moved = true end
     redis.call('ZADD', index, total, user)
-    redis.call('HSET', reached, user, ARGV[5 + i * 5])
+    redis.call('HSET', reached, user, at)
+    entries[user] = total
   end
 end
 -- Ranks against the board with every record applied: 1 + the other players above the total
@@ -94,8 +102,8 @@ local ranks, credited = {}, {}
 for i = 0, count - 1 do
   local user, raw_total, status = ARGV[3 + i * 5], ARGV[4 + i * 5], ARGV[6 + i * 5]
   local above = redis.call('ZCOUNT', index, '(' .. raw_total, '+inf')
-  local own = redis.call('ZSCORE', index, user)
-  if own and tonumber(own) > tonumber(raw_total) then above = above - 1 end
+  local own = entries[user]
+  if own and own > tonumber(raw_total) then above = above - 1 end
   local rank = above + 1
   if status ~= '' then
     redis.call('SET', KEYS[7 + i], status .. ':' .. raw_total .. ':' .. rank, 'EX', ttl)

@@ -119,3 +119,53 @@ def test_an_action_type_can_have_its_own_limit(limits, player, post):
     # Other types still count against the player's own limit only.
     assert post(player, action_type="quest", points=5).status_code == 200
     assert ScoreHistory.objects.filter(user=player, action_type="level_up").count() == 2
+
+
+@pytest.mark.redis
+def test_updates_admitted_by_one_script_call_share_the_global_limit(limits, make_user, monkeypatch):
+    """Concurrent updates are admitted by one call of the admission script, which counts the
+    global log once for all of them: exactly the limit is admitted, the rest wait for the
+    oldest entry, and the next call sees the entries the first one added."""
+    import asyncio
+    import uuid
+
+    from antifraud import ratelimits
+    from antifraud.rules import rule_states_async
+    from scoreboard_project import aio
+    from scoreboard_project.redis import redis_client
+
+    limits(per_user=10, window=60, everyone=3)
+    players = [make_user() for _ in range(5)]
+    calls = []
+    script = ratelimits._admit_script
+
+    async def counted(client, keys, args):
+        calls.append(len(args) - 11)  # the requests in this call
+        return await script(client, keys, args)
+
+    monkeypatch.setattr(ratelimits, "_admit_script", counted)
+    states = aio.run(rule_states_async())
+
+    async def admit_all(users):
+        return await asyncio.gather(
+            *(
+                ratelimits.admit(
+                    sid=str(uuid.uuid4()),
+                    user_id=user.id,
+                    trusted=True,
+                    action_id=str(uuid.uuid4()),
+                    points=1,
+                    kind="quest",
+                    states=states,
+                )
+                for user in users
+            )
+        )
+
+    first = aio.run(admit_all(players))
+    assert calls == [5]
+    assert [admission.verdict for admission in first] == ["ok", "ok", "ok", "global", "global"]
+    assert all(58_000 <= admission.retry_ms <= 60_000 for admission in first[3:])
+    assert redis_client().zcard(ratelimits.GLOBAL_KEY) == 3
+    second = aio.run(admit_all(players[:1]))
+    assert [admission.verdict for admission in second] == ["global"]

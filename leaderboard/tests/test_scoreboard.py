@@ -265,3 +265,41 @@ def test_a_deleted_player_leaves_the_board(api, make_user, score):
     ada.delete()
     body = board(api)
     assert standings(body) == [("bob", 20, 1)] and body["total_players"] == 1
+
+
+@pytest.mark.redis
+def test_records_of_one_script_call_get_the_ranks_and_invalidation_of_separate_calls(make_user):
+    """Concurrent credits share one call of the record script: each record's rank is its
+    competition rank on the board with every record applied, a player's second record sees
+    the first, and the top 10 is invalidated only when a record reaches it."""
+    players = [make_user() for _ in range(12)]
+    client = redis_client()
+    now = timezone.now()
+    ranks = aio.run(
+        leaderboard_record(records=[Record(player.id, 100 + 10 * n, now) for n, player in enumerate(players)])
+    )
+    assert ranks == list(range(12, 0, -1))  # 100 is twelfth, 210 first
+    assert client.zscore(KEYS.index, str(players[2].id)) == 120  # the tenth score now
+    version = client.get(KEYS.version)
+    client.set(KEYS.top10, b"{}")
+
+    # Below the tenth score, twice for one player, and a new player below it: no invalidation.
+    newcomer = make_user()
+    ranks = aio.run(
+        leaderboard_record(
+            records=[
+                Record(players[0].id, 105, now),
+                Record(players[0].id, 115, now),
+                Record(newcomer.id, 1, now),
+            ]
+        )
+    )
+    assert ranks == [12, 11, 13]
+    assert client.get(KEYS.version) == version and client.get(KEYS.top10) == b"{}"
+
+    # One record reaching the tenth score, in a call with others that do not: invalidated.
+    ranks = aio.run(
+        leaderboard_record(records=[Record(newcomer.id, 2, now), Record(players[1].id, 120, now)])
+    )
+    assert ranks == [13, 10]  # 120 ties the tenth score
+    assert client.get(KEYS.version) != version and client.get(KEYS.top10) is None
