@@ -129,9 +129,10 @@ for i = 12, #ARGV do
   local sid, user, member, trusted, action_id, points, kind_limit, kind = string.match(
     ARGV[i], '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$')
   kind_limit = tonumber(kind_limit)
-  local session = redis.call('GET', 'session:' .. sid)
-  local banned_for = redis.call('PTTL', 'ban:' .. user)
-  local reviewed = redis.call('EXISTS', 'review:' .. user)
+  -- The session entry, a ban and the review mark (all plain strings) in one read.
+  local found = redis.call('MGET', 'session:' .. sid, 'ban:' .. user, 'review:' .. user)
+  local session, reviewed = found[1], found[3] and 1 or 0
+  local banned_for = found[2] and redis.call('PTTL', 'ban:' .. user) or 0
   if banned_for > 0 then
     answers[#answers + 1] = {session or false, 'suspended', banned_for, 0, 0, 0, 0, reviewed, 0}
   elseif trusted ~= '1' and session ~= user then

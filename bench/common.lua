@@ -1,22 +1,10 @@
 -- Shared by the wrk scripts: a result line the runner parses, and random UUIDs.
-local hex = "0123456789abcdef"
-
+-- A random version-4 UUID in one string.format (building it a character at a time cost the
+-- load generator a third of its CPU).
 function uuid4()
-  local parts = {}
-  for i = 1, 36 do
-    if i == 9 or i == 14 or i == 19 or i == 24 then
-      parts[i] = "-"
-    elseif i == 15 then
-      parts[i] = "4"
-    elseif i == 20 then
-      local v = math.random(8, 11) + 1
-      parts[i] = hex:sub(v, v)
-    else
-      local v = math.random(1, 16)
-      parts[i] = hex:sub(v, v)
-    end
-  end
-  return table.concat(parts)
+  return string.format("%08x-%04x-4%03x-%04x-%04x%04x%04x",
+    math.random(0, 0x7fffffff), math.random(0, 0xffff), math.random(0, 0xfff),
+    math.random(0x8000, 0xbfff), math.random(0, 0xffff), math.random(0, 0xffff), math.random(0, 0xffff))
 end
 
 function lines(path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -69,7 +68,6 @@ def action_parse(payload: object, *, client_ip: str | None = None) -> ScoreActio
         raise _invalid("action_id", "must be a UUID string")
     if not UUID_RE.fullmatch(action_id):
         raise _invalid("action_id", "must be a UUID in its 36-character form")
-    parsed_id = uuid.UUID(action_id)
 
     action_type = payload["action_type"]
     if not isinstance(action_type, str) or not action_type:
@@ -104,7 +102,7 @@ def action_parse(payload: object, *, client_ip: str | None = None) -> ScoreActio
         signature = signature.lower()
 
     return ScoreAction(
-        action_id=str(parsed_id),
+        action_id=action_id.lower(),  # the canonical form, as str(UUID(action_id)) would give
         action_type=action_type,
         points=points,
         client_timestamp=client_timestamp,
