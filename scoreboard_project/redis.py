@@ -19,6 +19,7 @@ import redis
 import redis.asyncio.connection as aconnection
 import redis.connection as sconnection
 from django.conf import settings
+from redis.utils import HIREDIS_AVAILABLE
 
 from scoreboard_project.breaker import CircuitBreaker
 
@@ -122,6 +123,15 @@ class BreakerConnection(_Guard, sconnection.Connection):
 
 
 class AsyncBreakerConnection(_Guard, aconnection.Connection):
+    if HIREDIS_AVAILABLE:
+        _packer = sconnection.HiredisRespSerializer()
+
+        def pack_command(self, *args):
+            """In C, as redis-py's synchronous connection does with hiredis: the asyncio one
+            packs in Python, joining a growing buffer once per argument (a record call of 30
+            credits has ~180 arguments: 7 us of a credit)."""
+            return self._packer.pack(*args)
+
     async def _connect(self):
         self._admit()
         try:
