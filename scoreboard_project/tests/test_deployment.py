@@ -53,3 +53,4 @@ def test_the_asgi_module_hides_what_it_imported_from_the_garbage_collector():
     import scoreboard_project.asgi  # noqa: F401
 
     assert gc.get_freeze_count() > 50_000
+    assert gc.get_threshold()[0] == 10_000
