@@ -142,6 +142,7 @@ def profile_start(server_pid: int, seconds: int) -> list[subprocess.Popen]:
 
 LAYERS = [
     ("granian (HTTP server, Rust)", ("granian/",)),
+    ("uvicorn (HTTP server; its socket writes run inline)", ("uvicorn/",)),
     ("asyncio event loop", ("asyncio/", "selectors.py", "contextlib.py")),
     ("redis-py", ("redis/",)),
     ("psycopg + pool", ("psycopg/", "psycopg_pool/")),
