@@ -279,6 +279,11 @@ _admit_script = LuaScript(ADMIT_SCRIPT)
 _account_script = LuaScript(ACCOUNT_SCRIPT)
 
 
+def _review_minutes() -> int:
+    """MANUAL_REVIEW_PERIOD in whole minutes (the gains buckets'), for both scripts."""
+    return max(1, settings.MANUAL_REVIEW_PERIOD // 60)
+
+
 async def _admit_many(requests: list[tuple]) -> list[Admission]:
     client = aio.async_redis()
     states = requests[0][7]
@@ -292,7 +297,7 @@ async def _admit_many(requests: list[tuple]) -> list[Admission]:
         ",".join(str(step * 1000) for step in settings.PENALTY_STEPS),
         states["penalties"].mode,
         states["manual_review"].mode,
-        max(1, settings.MANUAL_REVIEW_PERIOD // 60),
+        _review_minutes(),
         "1" if states["velocity"].active or states["manual_review"].active else "0",
     ]
     for sid, user_id, trusted, action_id, points, kind, kind_limit, _ in requests:
@@ -361,7 +366,7 @@ async def gains_account(items: list[tuple[int, str, int]], *, states: dict) -> l
     client = aio.async_redis()
     counts = None
     if client is not None:
-        args = [max(1, settings.MANUAL_REVIEW_PERIOD // 60)]
+        args = [_review_minutes()]
         args += [f"{user_id}\t{action_id}\t{points}" for user_id, action_id, points in items]
         try:
             counts = await _account_script(client, [], args)

@@ -297,12 +297,13 @@ async def _settle(credits: list[tuple[int, ScoreAction, Credit]]) -> list[ScoreO
             ACCEPTED, _body(user_id=record.user_id, new_score=record.total, rank=rank)
         )
     repeats = [position for position, outcome in enumerate(outcomes) if outcome is None]
-    answers = await asyncio.gather(
-        *(_replay(user_id=credits[position][0], action=credits[position][1]) for position in repeats),
-        return_exceptions=True,
-    )
-    for position, answer in zip(repeats, answers, strict=True):
-        outcomes[position] = answer
+    if repeats:  # rare: no gather (and its future) for every credit
+        answers = await asyncio.gather(
+            *(_replay(user_id=credits[position][0], action=credits[position][1]) for position in repeats),
+            return_exceptions=True,
+        )
+        for position, answer in zip(repeats, answers, strict=True):
+            outcomes[position] = answer
     return outcomes  # type: ignore[return-value]
 
 
