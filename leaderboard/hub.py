@@ -154,6 +154,25 @@ class Hub:
             if sids is None or socket.sid in sids:
                 socket.end(code)
 
+    def heartbeat_round(self, now: float, interval: float) -> list[ScoreboardConsumer]:
+        """Close the sockets silent for two intervals despite a PING, ping those not pinged
+        for an interval; returns the players' sockets pinged. A socket never pinged since it
+        last spoke gets its PING first, however late this round runs."""
+        pinged = []
+        pings = 0
+        for socket in list(self.sockets):
+            if socket.last_heard < now - 2 * interval and socket.last_pinged > socket.last_heard:
+                socket.end(4408)
+            elif socket.last_pinged < now - interval:
+                socket.last_pinged = now
+                socket.send_text(PING)
+                pings += 1
+                if socket.user_id is not None:
+                    pinged.append(socket)
+        if pings:
+            metrics.WS_PING_SENT.inc(pings)
+        return pinged
+
     async def _heartbeat(self) -> None:
         """Ping each socket every WS_HEARTBEAT_INTERVAL; close it after two silent ones.
 
@@ -163,20 +182,7 @@ class Hub:
         while True:
             interval = settings.WS_HEARTBEAT_INTERVAL
             await asyncio.sleep(min(1.0, interval))
-            now = time.monotonic()
-            pinged = []
-            pings = 0
-            for socket in list(self.sockets):
-                if socket.last_heard < now - 2 * interval:
-                    socket.end(4408)
-                elif socket.last_pinged < now - interval:
-                    socket.last_pinged = now
-                    socket.send_text(PING)
-                    pings += 1
-                    if socket.user_id is not None:
-                        pinged.append(socket)
-            if pings:
-                metrics.WS_PING_SENT.inc(pings)
+            pinged = self.heartbeat_round(time.monotonic(), interval)
             if pinged:
                 try:
                     await self._close_ended_sessions(pinged)

@@ -323,6 +323,37 @@ def test_the_server_pings_and_drops_a_silent_peer(players, settings):
     aio.run(body())
 
 
+class SilentSocket:
+    """What the heartbeat round reads and does to a socket."""
+
+    def __init__(self, heard_at: float, pinged_at: float) -> None:
+        self.last_heard, self.last_pinged, self.user_id = heard_at, pinged_at, None
+        self.sent: list[str] = []
+        self.closed: int | None = None
+
+    def send_text(self, text: str) -> None:
+        self.sent.append(text)
+
+    def end(self, code: int) -> None:
+        self.closed = code
+
+
+def test_a_late_heartbeat_round_pings_a_never_pinged_socket_before_dropping_it():
+    """A round that runs late (a busy loop) finds a socket silent for two intervals that was
+    never pinged: it gets its PING first, and is dropped only if that goes unanswered."""
+    from leaderboard.hub import PING, Hub
+
+    hub = Hub.__new__(Hub)  # the round only reads and writes the sockets
+    never_pinged = SilentSocket(heard_at=0.0, pinged_at=0.0)
+    pinged_unanswered = SilentSocket(heard_at=0.0, pinged_at=1.0)
+    hub.sockets = {never_pinged, pinged_unanswered}
+    hub.heartbeat_round(now=2.5, interval=1)
+    assert (never_pinged.sent, never_pinged.closed) == ([PING], None)
+    assert (pinged_unanswered.sent, pinged_unanswered.closed) == ([], 4408)
+    hub.heartbeat_round(now=3.6, interval=1)
+    assert never_pinged.closed == 4408
+
+
 def _sid(token: str) -> str:
     from accounts.tokens import access_token_verify
 
