@@ -25,4 +25,4 @@ EXPOSE 8000
 # Static files (admin, Swagger UI) are served by the ASGI handler; no collectstatic step.
 # The two workers share their metrics through PROMETHEUS_MULTIPROC_DIR (default
 # /tmp/prometheus), emptied at each start; Celery containers keep theirs in memory.
-CMD ["sh", "-c", "export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-/tmp/prometheus} && mkdir -p \"$PROMETHEUS_MULTIPROC_DIR\" && rm -f \"$PROMETHEUS_MULTIPROC_DIR\"/*.db && exec uvicorn scoreboard_project.asgi:application --host 0.0.0.0 --port 8000 --workers 2 --loop uvloop --http httptools --ws websockets-sansio --ws-per-message-deflate false --ws-max-size 4096 --no-access-log --no-proxy-headers"]
+CMD ["sh", "-c", "export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-/tmp/prometheus} && mkdir -p \"$PROMETHEUS_MULTIPROC_DIR\" && rm -f \"$PROMETHEUS_MULTIPROC_DIR\"/*.db && exec uvicorn scoreboard_project.asgi:application --host 0.0.0.0 --port 8000 --workers 2 --loop uvloop --http scoreboard_project.protocol:HotHttpToolsProtocol --ws websockets-sansio --ws-per-message-deflate false --ws-max-size 4096 --no-access-log --no-proxy-headers"]

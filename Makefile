@@ -47,7 +47,7 @@ seed: migrate
 	$(PY) manage.py rebuild_leaderboard
 
 SERVE_uvicorn = $(VENV)/bin/uvicorn scoreboard_project.asgi:application --host $(HOST) --port $(PORT) \
-	--workers $(WEB_WORKERS) --loop uvloop --http httptools --ws websockets-sansio --ws-per-message-deflate false --ws-max-size 4096 --no-access-log \
+	--workers $(WEB_WORKERS) --loop uvloop --http scoreboard_project.protocol:HotHttpToolsProtocol --ws websockets-sansio --ws-per-message-deflate false --ws-max-size 4096 --no-access-log \
 	--no-proxy-headers
 SERVE_daphne = $(VENV)/bin/daphne -b $(HOST) -p $(PORT) scoreboard_project.asgi:application
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -23,6 +22,7 @@ from django.conf import settings
 from antifraud.rules import ENFORCE, OFF, rule_states_async
 from scoreboard_project import aio, metrics
 from scoreboard_project.errors import AccountSuspended, ApiError, RateLimited, Unauthorized
+from scoreboard_project.ids import random_hex16
 from scoreboard_project.redis import LuaScript, RedisError
 
 logger = logging.getLogger("scoreboard.ratelimit")
@@ -303,7 +303,7 @@ async def _admit_many(requests: list[tuple]) -> list[Admission]:
     for sid, user_id, trusted, action_id, points, kind, kind_limit, _ in requests:
         # One argument per request (eight would cost four times as much to pack); the
         # action type, the only free text (an admin's name for it), comes last.
-        member = os.urandom(8).hex()
+        member = random_hex16()
         args.append(
             f"{sid}\t{user_id}\t{member}\t{int(trusted)}\t{action_id}\t{points}\t{kind_limit}\t{kind}"
         )

@@ -444,7 +444,7 @@ def main() -> int:
             "--loop",
             "uvloop",
             "--http",
-            "httptools",
+            "scoreboard_project.protocol:HotHttpToolsProtocol",
             "--ws",
             "websockets-sansio",
             "--ws-per-message-deflate",

@@ -763,7 +763,7 @@ def run(options, modes: list[str]) -> int:
             "--loop",
             "uvloop",
             "--http",
-            "httptools",
+            "scoreboard_project.protocol:HotHttpToolsProtocol",
             "--ws",
             "websockets-sansio",
             "--ws-per-message-deflate",

@@ -117,6 +117,10 @@ class HotPathApp:
     def __init__(self, app, routes: dict[tuple[str, str], tuple[Handler, int]]):
         self.app = app
         self.routes = routes
+        # The same routes as the request line's bytes, for scoreboard_project.protocol.
+        self.raw_routes = {
+            (method.encode(), path.encode()): route for (method, path), route in routes.items()
+        }
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
@@ -140,14 +144,19 @@ class HotPathApp:
         finally:
             current.finish()
 
-    async def handle(self, handler: Handler, body_limit: int, scope, receive) -> HotResponse:
+    async def handle(
+        self, handler: Handler, body_limit: int, scope, receive=None, body: bytes | None = None
+    ) -> HotResponse:
+        """The answer to one request: its body read from `receive` (or given whole, as
+        `body`, by the HTTP protocol of `scoreboard_project.protocol`), every error turned
+        into its JSON response."""
         try:
             request = HotRequest(scope, b"")
             if scope["path"] not in ANY_HOST_PATHS and not host_allowed(
                 request.header(b"host"), tuple(settings.ALLOWED_HOSTS)
             ):
                 raise InvalidAction("The Host header is not allowed.")
-            request.body = await read_body(request, receive, body_limit)
+            request.body = body if body is not None else await read_body(request, receive, body_limit)
             return await handler(request)
         except ApiError as error:
             return error_response(error)

@@ -55,7 +55,7 @@ class ServerProcess:
         command = [
             sys.executable, "-m", "uvicorn", "scoreboard_project.asgi:application",
             "--host", "127.0.0.1", "--port", str(self.port),
-            "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio", "--ws-per-message-deflate", "false", "--ws-max-size", "4096", "--no-access-log",
+            "--loop", "uvloop", "--http", "scoreboard_project.protocol:HotHttpToolsProtocol", "--ws", "websockets-sansio", "--ws-per-message-deflate", "false", "--ws-max-size", "4096", "--no-access-log",
             "--no-proxy-headers",
         ]  # fmt: skip
         with self.log.open("ab") as log:

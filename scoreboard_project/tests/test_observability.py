@@ -406,7 +406,7 @@ def test_a_scrape_of_two_uvicorn_workers_reports_both(tmp_path):
     }
     command = [
         sys.executable, "-m", "uvicorn", "scoreboard_project.asgi:application", "--host", "127.0.0.1",
-        "--port", str(port), "--workers", "2", "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+        "--port", str(port), "--workers", "2", "--loop", "uvloop", "--http", "scoreboard_project.protocol:HotHttpToolsProtocol", "--no-access-log",
     ]  # fmt: skip
     log = tmp_path / "uvicorn.log"
     with log.open("wb") as output:
