@@ -84,7 +84,47 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
 
 
 def extra_fields(record: logging.LogRecord) -> dict:
+    known = record.__dict__.get(FIELDS)
+    if known is not None:  # a record of `info_line`: its extras, without a scan
+        return known
     return {key: value for key, value in vars(record).items() if key not in _STANDARD}
+
+
+# A record made by `info_line` names its extra fields here (and carries them as attributes
+# too, as `extra=` would).
+FIELDS = "_fields"
+_STANDARD.add(FIELDS)
+# What LogRecord.__init__ sets that does not change from one line to the next, as
+# `logger.info` makes it with the logging flags above (no caller frame, thread or process).
+_CONSTANT = {
+    key: value
+    for key, value in vars(
+        logging.LogRecord("", logging.INFO, "(unknown file)", 0, "", (), None, "(unknown function)")
+    ).items()
+    if key not in ("name", "msg", "args", "created", "msecs", "relativeCreated")
+}
+
+
+def info_line(logger: logging.Logger, msg: str, args: tuple, fields: dict) -> None:
+    """`logger.info(msg, *args, extra=fields)` for a line logged on every request: the same
+    record (every attribute LogRecord sets, the extras as attributes), filters, handlers and
+    formatters, without LogRecord's constructor and with the extras named for the formatter
+    (13 us a line, a tenth of a credit's CPU in the worker, before this)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    created = time.time()
+    record = logging.LogRecord.__new__(logging.LogRecord)
+    attributes = record.__dict__
+    attributes.update(_CONSTANT)
+    attributes["name"] = logger.name
+    attributes["msg"] = msg
+    attributes["args"] = args
+    attributes["created"] = created
+    attributes["msecs"] = int((created - int(created)) * 1000) + 0.0
+    attributes["relativeCreated"] = (created - logging._startTime) * 1000
+    attributes.update(fields)
+    attributes[FIELDS] = fields
+    logger.handle(record)
 
 
 _encode = json.JSONEncoder(default=str, separators=(",", ":")).encode

@@ -24,7 +24,7 @@ from leaderboard.selectors import user_rank
 from leaderboard.services import Record, answer_remembered_locally, leaderboard_record
 from scoreboard_project import aio, metrics
 from scoreboard_project.errors import ApiError, DuplicateAction, InvalidAction, ServerError
-from scoreboard_project.logs import score_log_fields
+from scoreboard_project.logs import info_line, score_log_fields
 from scoreboard_project.redis import RedisError
 from scores.ledger import Credit, ledger_credit_async, ledger_credit_many
 from scores.selectors import action_rules_async, batch_players, history_owner, score_of
@@ -272,14 +272,11 @@ async def _settle(credits: list[tuple[int, ScoreAction, Credit]]) -> list[ScoreO
     records = []
     for position in fresh:
         user_id, action, credit = credits[position]
-        logger.info(
+        info_line(
+            logger,
             "score credited user=%s action_id=%s type=%s points=%s total=%s",
-            user_id,
-            action.action_id,
-            action.action_type,
-            action.points,
-            credit.total,
-            extra=score_log_fields(user_id, action, credit, "accepted"),
+            (user_id, action.action_id, action.action_type, action.points, credit.total),
+            score_log_fields(user_id, action, credit, "accepted"),
         )
         records.append(
             Record(user_id, credit.total, credit.reached_at, action.action_id, ACCEPTED, action.points)

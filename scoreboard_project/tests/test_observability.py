@@ -207,6 +207,41 @@ def test_log_lines_outside_a_request_carry_no_request_id(log_lines):
     assert "request_id" not in line and line["message"] == "alone"
 
 
+def test_the_lean_log_line_is_the_record_and_line_logger_info_makes(log_lines):
+    """`info_line` (a line per credit) skips LogRecord's constructor: same record, same line."""
+    from scoreboard_project.logs import FIELDS, info_line
+
+    logger = logging.getLogger("scoreboard.test")
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    keep = Keep()
+    logger.addHandler(keep)
+    fields = {"event": "check", "user_id": 7, "points": 3, "credited_at": None}
+    try:
+        logger.info("credited user=%s points=%s", 7, 3, extra=fields)
+        info_line(logger, "credited user=%s points=%s", (7, 3), fields)
+        logger.setLevel(logging.WARNING)
+        info_line(logger, "not at this level", (), {"event": "hidden"})
+    finally:
+        logger.setLevel(logging.NOTSET)
+        logger.removeHandler(keep)
+    usual, lean = (vars(record).copy() for record in records)
+    assert lean.pop(FIELDS) == fields
+    timing = ("created", "msecs", "relativeCreated")
+    assert {key: value for key, value in usual.items() if key not in timing} == {
+        key: value for key, value in lean.items() if key not in timing
+    }
+    assert 0 <= lean["created"] - usual["created"] < 5
+    assert lean["msecs"] == int((lean["created"] - int(lean["created"])) * 1000)
+    first, second = [line for line in log_lines() if line.get("event") in ("check", "hidden")]
+    assert first.pop("time") <= second.pop("time") and first == second
+    assert first["message"] == "credited user=7 points=3" and first["user_id"] == 7
+
+
 def test_board_reads_count_hits_and_misses(asgi, settings):
     settings.LEADERBOARD_LOCAL_TTL = 60
     assert asgi("GET", "/api/scoreboard").status_code == 200  # warm: starts the change listener

@@ -89,7 +89,9 @@ class Reader:
 
 def request(method: str, path: str, body: bytes = b"", *headers: str, version: str = "1.1") -> bytes:
     lines = [f"{method} {path} HTTP/{version}", "Host: 127.0.0.1", *headers]
-    if body and not any(header.lower().startswith(("content-length", "transfer-encoding")) for header in headers):
+    if body and not any(
+        header.lower().startswith(("content-length", "transfer-encoding")) for header in headers
+    ):
         lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
@@ -177,7 +179,12 @@ def test_keep_alive_pipelining_and_a_closing_request(answered):
     "raw, status",
     [
         # A declared body past the route's limit: refused before it is read.
-        (request("POST", "/api/scores", b"", "Content-Length: 999999999", "Content-Type: application/json"), 413),
+        (
+            request(
+                "POST", "/api/scores", b"", "Content-Length: 999999999", "Content-Type: application/json"
+            ),
+            413,
+        ),
         # A chunked body.
         (
             request(
