@@ -90,3 +90,25 @@ def test_a_repeat_inside_one_batch_is_credited_once(make_user):
     assert sorted(result.total is None for result in results) == [False] + [True] * 9
     assert ScoreHistory.objects.filter(action_id=same.action_id).count() == 1
     assert ScoreHistory.objects.aggregate(total=Sum("points"))["total"] == 9
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_each_credit_writes_only_the_history_indexes_something_reads():
+    """No LIKE index on action_id (unique=True would build one) and no index on user alone
+    (idx_history_user_time starts with it): two index entries fewer per credit."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'score_history'")
+        indexes = dict(cursor.fetchall())
+    assert set(indexes) == {
+        "score_history_pkey",
+        "uniq_history_action_id",
+        "idx_history_user_time",
+        "idx_history_time",
+        "score_history_voided_by_id_fa9f332f",
+    }
+    assert (
+        "UNIQUE" in indexes["uniq_history_action_id"] and "(action_id)" in indexes["uniq_history_action_id"]
+    )
