@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from accounts.sessions import session_is_live_async, session_load, session_state_from_cache
+from antifraud.addresses import address_check
 from antifraud.rules import ENFORCE, OFF, rule_states_async
 from scoreboard_project import aio, metrics
 from scoreboard_project.errors import AccountSuspended, ApiError, RateLimited, Unauthorized
@@ -591,8 +593,6 @@ async def admit_score_request(
 
     `session_checked`: the caller's authentication already asked about the session.
     """
-    from accounts.sessions import session_is_live_async, session_load, session_state_from_cache
-    from antifraud.addresses import address_check
 
     async def session_live_in_database() -> bool:
         return await aio.db_call(session_load)(sid=sid, user_id=user_id, cache=True)

@@ -14,6 +14,7 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
+from scoreboard_project import aio
 from scores.validation import ScoreAction
 
 POSTGRES_CREDIT = """
@@ -99,8 +100,6 @@ def _credit_portable(params: dict) -> Credit:
 
 async def ledger_credit_async(*, user_id: int, action: ScoreAction) -> Credit:
     """Credit one action: through the group committer on PostgreSQL, else the sync form."""
-    from scoreboard_project import aio
-
     if aio.postgres_enabled():
         committer = await _committer()
         return await committer.submit(user_id, action)
@@ -109,8 +108,6 @@ async def ledger_credit_async(*, user_id: int, action: ScoreAction) -> Credit:
 
 async def ledger_credit_many(items: list[tuple[int, ScoreAction]]) -> list[Credit]:
     """Credit a trusted batch: one statement on PostgreSQL, one by one elsewhere."""
-    from scoreboard_project import aio
-
     if aio.postgres_enabled():
         committer = await _committer()
         return await committer.submit_many(items)
@@ -119,8 +116,11 @@ async def ledger_credit_many(items: list[tuple[int, ScoreAction]]) -> list[Credi
 
 
 async def _committer():
-    from scoreboard_project import aio
-    from scores.groupcommit import GroupCommitter
+    """This loop's group committer (made on first use; asked on every credit)."""
+    committer = aio.loop_resources().singletons.get("group-commit")
+    if committer is None:
+        from scores.groupcommit import GroupCommitter  # it imports this module
 
-    pool = await aio.pg_pool()
-    return aio.loop_singleton("group-commit", lambda: GroupCommitter(pool))
+        pool = await aio.pg_pool()
+        committer = aio.loop_singleton("group-commit", lambda: GroupCommitter(pool))
+    return committer
