@@ -24,6 +24,7 @@ from antifraud.addresses import address_check
 from antifraud.rules import ENFORCE, OFF, rule_states_async
 from scoreboard_project import aio, metrics
 from scoreboard_project.errors import AccountSuspended, ApiError, RateLimited, Unauthorized
+from scoreboard_project.hotsettings import hot
 from scoreboard_project.ids import random_hex16
 from scoreboard_project.redis import LuaScript, RedisError
 
@@ -255,7 +256,7 @@ class Admission:
         """The draft IETF RateLimit headers for the per-player policy."""
         reset = max(0, math.ceil(self.reset_ms / 1000))
         return {
-            "RateLimit-Policy": f'"player";q={settings.RATE_LIMIT_PER_USER};w={settings.RATE_LIMIT_WINDOW}',
+            "RateLimit-Policy": f'"player";q={hot.RATE_LIMIT_PER_USER};w={hot.RATE_LIMIT_WINDOW}',
             "RateLimit": f'"player";r={max(0, self.remaining)};t={reset}',
         }
 

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import connections
 
+from scoreboard_project.hotsettings import hot
 from scoreboard_project.redis import AsyncBreakerConnection
 
 logger = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ def pg_pool_check_soon_threadsafe() -> None:
 
 def async_redis(url: str | None = None) -> aredis.Redis | None:
     """This loop's Redis client for REDIS_URL (or `url`), or None without Redis."""
-    url = settings.REDIS_URL if url is None else url
+    url = hot.REDIS_URL if url is None else url
     if not url:
         return None
     resources = loop_resources()

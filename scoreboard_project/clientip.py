@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from ipaddress import ip_address, ip_network
 
-from django.conf import settings
+from scoreboard_project.hotsettings import hot
 
 
 @lru_cache(maxsize=8)
@@ -25,7 +25,7 @@ def client_address(remote_addr: str, forwarded_for: str | None) -> str:
     """Walk X-Forwarded-For from the right while the hops are trusted proxies (TRUSTED_PROXIES);
     the first hop that is not one is the client. A header from anyone else is ignored, since
     a client can write anything in it."""
-    networks = _networks(tuple(settings.TRUSTED_PROXIES))
+    networks = _networks(tuple(hot.TRUSTED_PROXIES))
     if not networks or not forwarded_for or not _trusted(remote_addr, networks):
         return remote_addr
     hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]

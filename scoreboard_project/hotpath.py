@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
 from scoreboard_project import aio, metrics
@@ -29,6 +28,7 @@ from scoreboard_project.errors import (
     database_unavailable,
     database_unavailable_error,
 )
+from scoreboard_project.hotsettings import hot
 from scoreboard_project.logs import request_id_start
 
 logger = logging.getLogger("scoreboard.errors")
@@ -153,7 +153,7 @@ class HotPathApp:
         try:
             request = HotRequest(scope, b"")
             if scope["path"] not in ANY_HOST_PATHS and not host_allowed(
-                request.header(b"host"), tuple(settings.ALLOWED_HOSTS)
+                request.header(b"host"), tuple(hot.ALLOWED_HOSTS)
             ):
                 raise InvalidAction("The Host header is not allowed.")
             request.body = body if body is not None else await read_body(request, receive, body_limit)

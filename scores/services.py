@@ -24,6 +24,7 @@ from leaderboard.selectors import user_rank
 from leaderboard.services import Record, answer_remembered_locally, leaderboard_record
 from scoreboard_project import aio, metrics
 from scoreboard_project.errors import ApiError, DuplicateAction, InvalidAction, ServerError
+from scoreboard_project.hotsettings import hot
 from scoreboard_project.logs import info_line, score_log_fields
 from scoreboard_project.redis import RedisError
 from scores.ledger import Credit, ledger_credit_async, ledger_credit_many
@@ -57,12 +58,12 @@ def _body(*, user_id: int, new_score: int, rank: int) -> dict:
 
 def action_check(action: ScoreAction, *, rule: ActionRule | None, user_id: int) -> None:
     """Every rule an action must pass before it is credited (pure: no I/O)."""
-    action_check_bounds(action, rule=rule, max_points=settings.MAX_POINTS_PER_ACTION)
+    action_check_bounds(action, rule=rule, max_points=hot.MAX_POINTS_PER_ACTION)
     action_check_time(
         action,
         now=timezone.now(),
-        max_skew=settings.CLIENT_TIMESTAMP_MAX_SKEW,
-        max_age=settings.CLIENT_TIMESTAMP_MAX_AGE,
+        max_skew=hot.CLIENT_TIMESTAMP_MAX_SKEW,
+        max_age=hot.CLIENT_TIMESTAMP_MAX_AGE,
     )
     action_check_signature(action, rule=rule, user_id=user_id)
 

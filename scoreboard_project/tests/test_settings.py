@@ -102,3 +102,16 @@ def test_sqlite_urls_relative_and_absolute():
     assert database_from_url("sqlite:///var/other.db", base_dir=base)["NAME"] == "var/other.db"
     assert database_from_url("sqlite:////tmp/live.sqlite3", base_dir=base)["NAME"] == "/tmp/live.sqlite3"
     assert database_from_url("", base_dir=base)["NAME"] == base / "var" / "db.sqlite3"
+
+
+def test_hot_settings_follow_every_change_made_through_override_settings(settings):
+    from django.test import override_settings
+
+    from scoreboard_project.hotsettings import hot
+
+    assert hot.RATE_LIMIT_WINDOW == settings.RATE_LIMIT_WINDOW
+    settings.RATE_LIMIT_WINDOW = 17
+    assert hot.RATE_LIMIT_WINDOW == 17
+    with override_settings(RATE_LIMIT_WINDOW=23):
+        assert hot.RATE_LIMIT_WINDOW == 23
+    assert hot.RATE_LIMIT_WINDOW == 17
