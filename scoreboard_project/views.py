@@ -1,6 +1,7 @@
 """JSON answers for paths and failures that no API view handles."""
 
 from django.core.exceptions import RequestDataTooBig
+from django.views.decorators.csrf import csrf_exempt
 
 from scoreboard_project.errors import (
     Forbidden,
@@ -12,6 +13,9 @@ from scoreboard_project.errors import (
 )
 
 
+# Exempt from CSRF: an unknown path has nothing to protect, and CsrfViewMiddleware would
+# otherwise answer a POST to it (from any API client, which sends no CSRF cookie) with 403.
+@csrf_exempt
 def not_found(request, exception=None, **kwargs):
     return error_response(NotFound(f"No such path: {request.path}"))
 

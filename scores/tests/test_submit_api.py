@@ -192,6 +192,15 @@ def test_unknown_paths_and_missing_static_files_are_json_404(api):
     assert_error(api.get("/no/such/page"), 404, "NOT_FOUND")
 
 
+def test_a_post_to_an_unknown_path_is_404_even_with_csrf_checks():
+    """An API client sends no CSRF cookie: the catch-all must still say 404, not 403."""
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    assert_error(strict.post("/api/auth/login", data="{}", content_type="application/json"), 404, "NOT_FOUND")
+    assert_error(strict.post("/no/such/page"), 404, "NOT_FOUND")
+
+
 @pytest.mark.postgres
 def test_a_credit_is_one_sql_statement_on_postgresql(client, sql_log):
     post(client, new_action())  # warms the action-type and session caches
