@@ -23,13 +23,20 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from scoreboard_project import metrics
 from scoreboard_project.errors import ServerError
-from scoreboard_project.hotpath import HotPathApp, HotRequest, HotResponse, error_response
+from scoreboard_project.hotpath import JSON_HEADERS, HotPathApp, HotRequest, HotResponse, error_response
 from scoreboard_project.logs import request_id_start
 
 logger = logging.getLogger("scoreboard.errors")
 
-JSON_HEAD = b"content-type: application/json\r\nx-content-type-options: nosniff\r\n"
 CONNECTION_CLOSE = b"connection: close\r\n"
+
+
+def header_lines(headers) -> bytes:
+    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+
+
+# The headers every answer of the ASGI door carries (hotpath.JSON_HEADERS), as bytes.
+JSON_HEAD = header_lines(JSON_HEADERS)
 
 
 class _NoEvent:
@@ -72,7 +79,7 @@ def default_head(headers: list[tuple[bytes, bytes]]) -> bytes:
     global _defaults
     source, head = _defaults
     if source is not headers:
-        head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+        head = header_lines(headers)
         _defaults = (headers, head)
     return head
 
@@ -85,8 +92,8 @@ def response_bytes(
     body = response.body
     parts = [STATUS_LINE[response.status], default_head(defaults), JSON_HEAD]
     parts.append(b"content-length: %d\r\n" % len(body))
-    for name, value in response.headers:
-        parts.append(name + b": " + value + b"\r\n")
+    if response.headers:
+        parts.append(header_lines(response.headers))
     parts.append(b"x-request-id: " + request_id + b"\r\n")
     if not keep_alive:
         parts.append(CONNECTION_CLOSE)
