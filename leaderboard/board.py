@@ -41,6 +41,11 @@ def local_board_invalidate() -> None:
     _generation += 1
 
 
+def generation() -> int:
+    """Changes this process has heard of so far (copies of boards compare it)."""
+    return _generation
+
+
 class LocalBoard:
     def __init__(self) -> None:
         self.body: bytes | None = None

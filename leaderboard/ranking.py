@@ -61,14 +61,65 @@ def idempotency_key(action_id: str) -> str:
 # The credited records (those with a status) are also published on the scores channel, in one
 # message: "user_id:new_score:rank:points_gained" items separated by spaces, for the live
 # sockets of those players.
-# KEYS: index, reached, top10, version, changed, scores, then one idempotency key per record.
-# ARGV: top_n, idempotency_ttl, then per record: user_id, total, reached_micros, status,
-# points (status "" means: remember nothing and announce nothing).
+# The same call applies each record's board operations (leaderboard.boards): the boards
+# other than the global one, each in its period, in their own sorted sets. A "sum" is applied
+# only by the call that first stores the record's answer, so a retried call adds nothing twice.
+# The codes of the boards whose top n changed are published on the boards channel.
+# KEYS: index, reached, top10, version, changed, scores, boards channel, then one idempotency
+# key per record, then per board operation: its period's index and member hash.
+# ARGV: top_n, idempotency_ttl, record count, then per record: user_id, total,
+# reached_micros, status, points (status "" means: remember nothing and announce nothing);
+# then per board operation: record number (1-based), operator, sign, value, member,
+# expire_at (epoch seconds, 0: never), board code.
 RECORD_SCRIPT = """
 local index, reached, top, version, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local n, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-local count = (#ARGV - 2) / 5
+local n, ttl, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local top_moved, announce = false, false
+local first_answer = {}
+for i = 1, count do
+  first_answer[i] = ARGV[7 + (i - 1) * 5] == '' or redis.call('EXISTS', KEYS[7 + i]) == 0
+end
+local changed_boards, changed_list = {}, {}
+local ops_at = 4 + count * 5
+for j = 0, (#ARGV - ops_at + 1) / 7 - 1 do
+  local a = ops_at + j * 7
+  local rec, op, sign = tonumber(ARGV[a]), ARGV[a + 1], tonumber(ARGV[a + 2])
+  local value, new_member, expire, code = tonumber(ARGV[a + 3]), ARGV[a + 4], tonumber(ARGV[a + 5]), ARGV[a + 6]
+  local board, at = KEYS[7 + count + j * 2 + 1], KEYS[7 + count + j * 2 + 2]
+  local user = ARGV[4 + (rec - 1) * 5]
+  local old = redis.call('HGET', at, user)
+  local old_value = old and tonumber(redis.call('ZSCORE', board, old))
+  if old_value then old_value = old_value * sign end
+  local later = not old or string.sub(new_member, 1, 16) >= string.sub(old, 1, 16)
+  local result
+  if op == 'sum' then
+    if first_answer[rec] then
+      result = (old_value or 0) + value
+      if not later then new_member = old end
+    end
+  elseif op == 'best' then
+    if not old_value or sign * value < sign * old_value then result = value end
+  elseif later then
+    result = value
+  end
+  if result and (result ~= old_value or new_member ~= old) then
+    local old_position = old and redis.call('ZRANK', board, old)
+    if old then redis.call('ZREM', board, old) end
+    redis.call('ZADD', board, sign * result, new_member)
+    redis.call('HSET', at, user, new_member)
+    if expire > 0 then
+      redis.call('EXPIREAT', board, expire)
+      redis.call('EXPIREAT', at, expire)
+    end
+    if not changed_boards[code] and ((old_position and old_position < n) or redis.call('ZRANK', board, new_member) < n) then
+      changed_boards[code] = true
+      changed_list[#changed_list + 1] = code
+    end
+  end
+end
+if #changed_list > 0 then
+  redis.call('PUBLISH', KEYS[7], table.concat(changed_list, ' '))
+end
 -- Each player's entry as this script leaves it (false: none), read once per player.
 local entries = {}
 local function entry(user)
@@ -84,7 +135,7 @@ end
 local tail = redis.call('ZREVRANGE', index, n - 1, n - 1, 'WITHSCORES')
 local floor = tail[2] and tonumber(tail[2])
 for i = 0, count - 1 do
-  local user, total, at = ARGV[3 + i * 5], tonumber(ARGV[4 + i * 5]), ARGV[5 + i * 5]
+  local user, total, at = ARGV[4 + i * 5], tonumber(ARGV[5 + i * 5]), ARGV[6 + i * 5]
   local current = entry(user)
   -- A record older than the entry's reach time (a credit committed before a moderator's
   -- revert, indexed after it) changes nothing.
@@ -100,14 +151,14 @@ end
 -- (a player whose entry is already higher, by a later credit, does not count against it).
 local ranks, credited = {}, {}
 for i = 0, count - 1 do
-  local user, raw_total, status = ARGV[3 + i * 5], ARGV[4 + i * 5], ARGV[6 + i * 5]
+  local user, raw_total, status = ARGV[4 + i * 5], ARGV[5 + i * 5], ARGV[7 + i * 5]
   local above = redis.call('ZCOUNT', index, '(' .. raw_total, '+inf')
   local own = entries[user]
   if own and own > tonumber(raw_total) then above = above - 1 end
   local rank = above + 1
   if status ~= '' then
-    redis.call('SET', KEYS[7 + i], status .. ':' .. raw_total .. ':' .. rank, 'EX', ttl)
-    credited[#credited + 1] = user .. ':' .. raw_total .. ':' .. rank .. ':' .. ARGV[7 + i * 5]
+    redis.call('SET', KEYS[8 + i], status .. ':' .. raw_total .. ':' .. rank, 'EX', ttl)
+    credited[#credited + 1] = user .. ':' .. raw_total .. ':' .. rank .. ':' .. ARGV[8 + i * 5]
   end
   ranks[#ranks + 1] = rank
 end

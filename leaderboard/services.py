@@ -16,6 +16,15 @@ from django.db import connection
 from django.utils.dateparse import parse_datetime
 
 from leaderboard.board import local_board_invalidate
+from leaderboard.boards import (
+    BoardDef,
+    board_ops,
+    boards_channel,
+    boards_enabled_async,
+    expire_at,
+    member,
+    period_keys,
+)
 from leaderboard.events import board_changed_here, score_changed_here
 from leaderboard.ranking import NAMES_KEY, TOP_N, idempotency_key, record_script
 from leaderboard.selectors import board_keys, ranked_scores, user_rank_from_db
@@ -42,6 +51,7 @@ class Record:
     action_id: str = ""
     status: int = 0
     points: int = 0
+    action_type: str = ""
 
 
 async def leaderboard_record(*, records: list[Record], board: str | None = None) -> list[int]:
@@ -121,25 +131,49 @@ async def _record_batches(batches: list[list[Record]]) -> list[list[int]]:
 
 async def _record_in_redis(client, records: list[Record], board: str | None) -> list[int]:
     keys = board_keys(board)
-    args: list = [TOP_N, settings.IDEMPOTENCY_TTL]
+    args: list = [TOP_N, settings.IDEMPOTENCY_TTL, len(records)]
     for record in records:
         args += [record.user_id, record.total, micros(record.reached_at), record.status or "", record.points]
-    ranks, changed = await record_script(
-        client,
-        [
-            keys.index,
-            keys.reached,
-            keys.top10,
-            keys.version,
-            keys.changed,
-            keys.scores,
-            *(idempotency_key(record.action_id) for record in records),
-        ],
-        args,
-    )
+    script_keys = [
+        keys.index,
+        keys.reached,
+        keys.top10,
+        keys.version,
+        keys.changed,
+        keys.scores,
+        boards_channel(),
+        *(idempotency_key(record.action_id) for record in records),
+    ]
+    if board is None:
+        _board_ops_add(await boards_enabled_async(), records, script_keys, args)
+    ranks, changed = await record_script(client, script_keys, args)
     if changed:
         local_board_invalidate()
     return [int(rank) for rank in ranks]
+
+
+def _board_ops_add(boards: dict[str, BoardDef], records: list[Record], keys: list, args: list) -> None:
+    """Append each record's board operations to the record script's keys and arguments."""
+    for number, record in enumerate(records, 1):
+        reached = micros(record.reached_at)
+        for op in board_ops(
+            boards,
+            action_type=record.action_type if record.status else None,
+            points=record.points,
+            total=record.total,
+            reached_at=record.reached_at,
+        ):
+            where = period_keys(op.board.code, op.period.key)
+            keys += [where.index, where.at]
+            args += [
+                number,
+                op.operator,
+                op.board.sign,
+                op.value,
+                member(reached, record.user_id),
+                expire_at(op.period),
+                op.board.code,
+            ]
 
 
 def leaderboard_name_set(*, user_id: int, username: str) -> None:
@@ -174,6 +208,10 @@ def leaderboard_user_sync(*, user_id: int, board: str | None = None) -> None:
             pipe.execute()
     except RedisError:
         logger.error("redis unreachable; user %s not synced; run rebuild_leaderboard", user_id)
+    if board is None:
+        from leaderboard.board_services import board_user_sync
+
+        board_user_sync(user_id=user_id)
 
 
 def leaderboard_rebuild(*, board: str | None = None) -> int:
@@ -287,6 +325,10 @@ def leaderboard_recover(*, since: float, board: str | None = None) -> str:
             try:
                 started = time.time() - CLOCK_MARGIN_SECONDS
                 count = leaderboard_rebuild(board=board)
+                if board is None:
+                    from leaderboard.board_services import boards_rebuild
+
+                    boards_rebuild()
                 client.eval(MARK_SCRIPT, 1, mark_key, repr(started))
             finally:
                 client.eval(RELEASE_SCRIPT, 1, lock_key, token)

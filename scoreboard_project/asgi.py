@@ -12,7 +12,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from leaderboard.hotpath import scoreboard_endpoint  # noqa: E402
+from leaderboard.hotpath import BOARDS_PREFIX, boards_endpoint, scoreboard_endpoint  # noqa: E402
 from leaderboard.routing import websocket_urlpatterns  # noqa: E402
 from scoreboard_project.hotpath import BodyLimit, HotPathApp, healthz_endpoint, readyz_endpoint  # noqa: E402
 from scoreboard_project.static import JsonStaticFilesHandler  # noqa: E402
@@ -33,6 +33,7 @@ application = HotPathApp(
         ("GET", "/healthz"): (healthz_endpoint, settings.MAX_REQUEST_BODY),
         ("GET", "/readyz"): (readyz_endpoint, settings.MAX_REQUEST_BODY),
     },
+    prefixes={("GET", BOARDS_PREFIX): (boards_endpoint, settings.MAX_REQUEST_BODY)},
 )
 
 # Everything imported so far lives as long as the process: move it out of the collector's

@@ -114,9 +114,16 @@ def error_response(error: ApiError) -> HotResponse:
 class HotPathApp:
     """Route the hot endpoints to their handlers; pass everything else to `app`."""
 
-    def __init__(self, app, routes: dict[tuple[str, str], tuple[Handler, int]]):
+    def __init__(
+        self,
+        app,
+        routes: dict[tuple[str, str], tuple[Handler, int]],
+        prefixes: dict[tuple[str, str], tuple[Handler, int]] | None = None,
+    ):
         self.app = app
         self.routes = routes
+        # Paths with parameters: (method, prefix) takes the prefix and every path below it.
+        self.prefixes = prefixes or {}
         # The same routes as the request line's bytes, for scoreboard_project.protocol.
         self.raw_routes = {
             (method.encode(), path.encode()): route for (method, path), route in routes.items()
@@ -124,12 +131,19 @@ class HotPathApp:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
-            route = self.routes.get((scope["method"], scope["path"]))
+            route = self.routes.get((scope["method"], scope["path"])) or self.prefix_route(scope)
             if route is not None:
                 return await self.serve(route, scope, receive, send)
         elif scope["type"] == "lifespan":
             return await self.lifespan(receive, send)
         return await self.app(scope, receive, send)
+
+    def prefix_route(self, scope) -> tuple[Handler, int] | None:
+        for (method, prefix), route in self.prefixes.items():
+            path = scope["path"]
+            if scope["method"] == method and (path == prefix or path.startswith(prefix + "/")):
+                return route
+        return None
 
     async def serve(self, route: tuple[Handler, int], scope, receive, send) -> None:
         handler, body_limit = route

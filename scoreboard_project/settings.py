@@ -209,6 +209,8 @@ LEADERBOARD_CACHE_TTL = env.int("LEADERBOARD_CACHE_TTL", 60, minimum=1)
 SESSION_CACHE_SECONDS = env.int("SESSION_CACHE_SECONDS", 300, minimum=1)
 IDEMPOTENCY_TTL = env.int("IDEMPOTENCY_TTL", 24 * 3600, minimum=60)
 ACTION_TYPES_CACHE_SECONDS = env.int("ACTION_TYPES_CACHE_SECONDS", 5, minimum=0)
+# Board definitions are read like action types: a copy per process, re-read past this age.
+BOARDS_CACHE_SECONDS = env.int("BOARDS_CACHE_SECONDS", 5, minimum=0)
 MAX_REQUEST_BODY = 16 * 1024
 
 REST_FRAMEWORK = {
@@ -373,4 +375,5 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(PATTERN_ANALYSIS_INTERVAL),
     },
     "relay-outbox": {"task": "scores.tasks.outbox_relay", "schedule": OUTBOX_RELAY_INTERVAL},
+    "archive-ended-board-periods": {"task": "leaderboard.tasks.boards_archive_ended", "schedule": 60.0},
 }

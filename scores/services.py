@@ -280,7 +280,15 @@ async def _settle(credits: list[tuple[int, ScoreAction, Credit]]) -> list[ScoreO
             score_log_fields(user_id, action, credit, "accepted"),
         )
         records.append(
-            Record(user_id, credit.total, credit.reached_at, action.action_id, ACCEPTED, action.points)
+            Record(
+                user_id,
+                credit.total,
+                credit.reached_at,
+                action.action_id,
+                ACCEPTED,
+                action.points,
+                action.action_type,
+            )
         )
     ranks = await leaderboard_record(records=records) if records else []
     remember_locally = aio.async_redis() is None
