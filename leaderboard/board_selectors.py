@@ -364,13 +364,14 @@ def board_standings(board: BoardDef, period: Period) -> list[Standing]:
     return standings
 
 
-# (board code, period key) -> (monotonic time, generation, standings): a board read from the
-# database is kept briefly, and dropped when this process hears the boards changed.
-_cached: dict[tuple[str, str], tuple[float, int, list[Standing]]] = {}
+# (board definition, period key) -> (monotonic time, generation, standings): a board read
+# from the database is kept briefly, and dropped when this process hears the boards changed
+# (or the board's definition changed: it is part of the key).
+_cached: dict[tuple[BoardDef, str], tuple[float, int, list[Standing]]] = {}
 
 
 async def _standings_cached(board: BoardDef, period: Period) -> list[Standing]:
-    key = (board.code, period.key)
+    key = (board, period.key)
     found = _cached.get(key)
     now = time.monotonic()
     generation = local_board.generation()

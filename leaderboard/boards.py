@@ -87,7 +87,9 @@ class BoardDef:
         }
 
 
-GLOBAL = BoardDef(GLOBAL_BOARD, "All time", frozenset(), "sum", "desc", "all_time", None, None, "UTC", "shared")
+GLOBAL = BoardDef(
+    GLOBAL_BOARD, "All time", frozenset(), "sum", "desc", "all_time", None, None, "UTC", "shared"
+)
 
 
 def _boards_load() -> dict[str, BoardDef]:

@@ -24,6 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--board", default=None, help="board name (default LEADERBOARD_NAME)")
 
     def handle(self, *args, fix: bool = False, board: str | None = None, **options):
+        from leaderboard.board_services import boards_check, boards_rebuild
         from leaderboard.services import leaderboard_rebuild
         from scoreboard_project.redis import RedisError
 
@@ -38,6 +39,8 @@ class Command(BaseCommand):
             fixed_totals = totals_fix(differences=report.totals) if fix and report.totals else 0
             self.stdout.write("Checking the ranking index against the database...")
             index_check(report=report, board=board)
+            self.stdout.write("Checking every board's live periods against the ledger...")
+            boards = boards_check()
         except RedisError as error:
             raise CommandError(f"Redis is unreachable: {error}", returncode=2) from error
         except Exception as error:
@@ -49,34 +52,41 @@ class Command(BaseCommand):
         )
         self._show_totals(report)
         self._show_index(report)
-        problems = bool(report.totals) or bool(report.index)
+        self._show_boards(boards, report.index_checked)
+        problems = bool(report.totals) or bool(report.index) or bool(boards)
         if not problems:
             self.stdout.write(
                 self.style.SUCCESS(
-                    "Consistent: every total equals its history; the index equals the database."
+                    "Consistent: every total equals its history; the indexes equal the database."
                 )
             )
             return
         if not fix:
             raise CommandError(
-                f"{len(report.totals)} totals and {len(report.index)} index entries differ; "
+                f"{len(report.totals)} totals, {len(report.index)} index entries and "
+                f"{len(boards)} board entries differ; "
                 "run with --fix to repair them.",
                 returncode=1,
             )
         try:
             rebuilt = leaderboard_rebuild(board=board) if report.index_checked else None
+            if boards:
+                boards_rebuild(codes=sorted({difference.board for difference in boards}))
             again = totals_check()
+            boards_again = []
             if report.index_checked:
                 index_check(report=again, board=board)
+                boards_again = boards_check()
         except Exception as error:
             raise CommandError(f"fix failed: {type(error).__name__}: {error}", returncode=2) from error
         self.stdout.write(
             f"Fixed: {fixed_totals} totals recomputed"
             + (f"; ranking index rebuilt ({rebuilt} players)." if rebuilt is not None else ".")
         )
-        if again.totals or again.index:
+        if again.totals or again.index or boards_again:
             raise CommandError(
-                f"after the fix {len(again.totals)} totals and {len(again.index)} index entries still differ",
+                f"after the fix {len(again.totals)} totals, {len(again.index)} index entries and "
+                f"{len(boards_again)} board entries still differ",
                 returncode=1,
             )
         self.stdout.write(self.style.SUCCESS("Consistent after the fix."))
@@ -111,3 +121,20 @@ class Command(BaseCommand):
             self.stdout.write(f"  user {difference.user_id}: index {index}, database {database}")
         if len(report.index) > SHOWN:
             self.stdout.write(f"  ... and {len(report.index) - SHOWN} more")
+
+    def _show_boards(self, boards, checked: bool) -> None:
+        if not checked:
+            return
+        if not boards:
+            self.stdout.write("Boards: every live period equals the ledger.")
+            return
+        self.stdout.write(self.style.WARNING(f"Boards: {len(boards)} entries differ from the ledger:"))
+        for difference in boards[:SHOWN]:
+            index = "missing" if difference.index is None else difference.index
+            database = "not ranked" if difference.database is None else difference.database
+            self.stdout.write(
+                f"  board {difference.board} period {difference.period} user {difference.user_id}: "
+                f"index {index}, ledger {database}"
+            )
+        if len(boards) > SHOWN:
+            self.stdout.write(f"  ... and {len(boards) - SHOWN} more")
