@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from redis.exceptions import WatchError
 
 from leaderboard.board_selectors import (
     ARCHIVE_GRACE,
@@ -141,7 +142,7 @@ def _entries_set(client, board: BoardDef, period: Period, user_ids: set[int]) ->
                     pipe.expireat(keys.at, expires)
             try:
                 pipe.execute()
-            except Exception:  # WatchError: a credit moved the entry meanwhile; read it again
+            except WatchError:  # a credit moved the entry meanwhile; read it again
                 logger.info("board %s entry of %s moved during a sync; retried", board.code, user_id)
                 _entries_set(client, board, period, {user_id})
 

@@ -161,6 +161,28 @@ class BoardOp:
     period: Period
     operator: str  # "set" (the global board: the ledger's total), "sum", "best", "latest"
     value: int
+    expires: int  # expire_at(period)
+
+
+# The period each board's last credit fell in, with its keys' expiry: the next credit is
+# almost always in the same one (computing a period in a time zone costs microseconds).
+_last_period: dict[BoardDef, tuple[Period, int]] = {}
+
+
+def period_expiring(board: BoardDef, moment: datetime) -> tuple[Period, int] | None:
+    """`period_at` and `expire_at` of it, remembered per board."""
+    known = _last_period.get(board)
+    if known is not None:
+        period = known[0]
+        if period.starts_at is None or period.starts_at <= moment < period.ends_at:
+            return known
+    period = period_at(board, moment)
+    if period is None:
+        return None
+    if len(_last_period) > 1000:  # boards redefined many times: forget the old definitions
+        _last_period.clear()
+    known = _last_period[board] = (period, expire_at(period))
+    return known
 
 
 def board_ops(
@@ -171,9 +193,10 @@ def board_ops(
     ops = []
     for board in boards.values():
         if board.is_global:
-            ops.append(BoardOp(board, period_at(board, reached_at), "set", total))
+            period, expires = period_expiring(board, reached_at)
+            ops.append(BoardOp(board, period, "set", total, expires))
         elif action_type is not None and board.counts(action_type):
-            period = period_at(board, reached_at)
-            if period is not None:
-                ops.append(BoardOp(board, period, board.operator, points))
+            found = period_expiring(board, reached_at)
+            if found is not None:
+                ops.append(BoardOp(board, found[0], board.operator, points, found[1]))
     return ops

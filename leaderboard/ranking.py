@@ -103,15 +103,19 @@ for j = 0, (#ARGV - ops_at + 1) / 7 - 1 do
     result = value
   end
   if result and (result ~= old_value or new_member ~= old) then
-    local old_position = old and redis.call('ZRANK', board, old)
-    if old then redis.call('ZREM', board, old) end
-    redis.call('ZADD', board, sign * result, new_member)
-    redis.call('HSET', at, user, new_member)
-    if expire > 0 then
-      redis.call('EXPIREAT', board, expire)
+    -- The n-th entry before the change: an entry at or above it, before or after, may have
+    -- changed the top n (ties at the n-th value are counted in, which is conservative).
+    local tail = not changed_boards[code] and redis.call('ZRANGE', board, n - 1, n - 1, 'WITHSCORES')
+    if old then
+      redis.call('ZREM', board, old)
+    elseif expire > 0 then
+      -- A player new to the period (a new period's key is made by its first player).
       redis.call('EXPIREAT', at, expire)
     end
-    if not changed_boards[code] and ((old_position and old_position < n) or redis.call('ZRANK', board, new_member) < n) then
+    redis.call('ZADD', board, sign * result, new_member)
+    redis.call('HSET', at, user, new_member)
+    if expire > 0 and not old then redis.call('EXPIREAT', board, expire) end
+    if tail and (not tail[2] or sign * result <= tonumber(tail[2]) or (old_value and sign * old_value <= tonumber(tail[2]))) then
       changed_boards[code] = true
       changed_list[#changed_list + 1] = code
     end

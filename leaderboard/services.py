@@ -21,7 +21,6 @@ from leaderboard.boards import (
     board_ops,
     boards_channel,
     boards_enabled_async,
-    expire_at,
     member,
     period_keys,
 )
@@ -155,7 +154,7 @@ async def _record_in_redis(client, records: list[Record], board: str | None) -> 
 def _board_ops_add(boards: dict[str, BoardDef], records: list[Record], keys: list, args: list) -> None:
     """Append each record's board operations to the record script's keys and arguments."""
     for number, record in enumerate(records, 1):
-        reached = micros(record.reached_at)
+        text = member(micros(record.reached_at), record.user_id)
         for op in board_ops(
             boards,
             action_type=record.action_type if record.status else None,
@@ -170,8 +169,8 @@ def _board_ops_add(boards: dict[str, BoardDef], records: list[Record], keys: lis
                 op.operator,
                 op.board.sign,
                 op.value,
-                member(reached, record.user_id),
-                expire_at(op.period),
+                text,
+                op.expires,
                 op.board.code,
             ]
 

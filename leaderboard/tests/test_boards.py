@@ -461,3 +461,26 @@ def test_reconcile_finds_and_fixes_a_board_that_drifted(make_user, boards, credi
     # row's stamp, microseconds from the score row's).
     assert [score for _, score in client.zrange(key, 0, -1, withscores=True)] == [-10.0]
     call_command("reconcile_scores")
+
+
+def test_a_tokyo_day_ends_at_tokyo_midnight_and_a_week_spans_new_year(make_user, boards, ledger, asgi):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    tokyo = ZoneInfo("Asia/Tokyo")
+    boards(code="tokyo", window="daily", time_zone="Asia/Tokyo")
+    boards(code="week", window="weekly", time_zone="America/New_York")
+    ada, bob = make_user("ada"), make_user("bob")
+    ledger(ada, 10, datetime(2026, 11, 2, 23, 59, tzinfo=tokyo))  # 14:59 UTC on 2 November
+    ledger(bob, 20, datetime(2026, 11, 3, 0, 1, tzinfo=tokyo))  # 15:01 UTC on 2 November
+    new_york = ZoneInfo("America/New_York")
+    ledger(ada, 5, datetime(2025, 12, 28, 23, 0, tzinfo=new_york))  # Sunday: 2025-W52
+    ledger(ada, 7, datetime(2025, 12, 31, 23, 0, tzinfo=new_york))  # Wednesday: 2026-W01
+    ledger(bob, 9, datetime(2026, 1, 1, 1, 0, tzinfo=new_york))  # Thursday: 2026-W01
+    rebuild()
+    assert standings(read(asgi, "/api/boards/tokyo?period=2026-11-02")[1]) == [("ada", 10, 1)]
+    assert standings(read(asgi, "/api/boards/tokyo?period=2026-11-03")[1]) == [("bob", 20, 1)]
+    assert standings(read(asgi, "/api/boards/week?period=2025-W52")[1]) == [("ada", 5, 1)]
+    week = read(asgi, "/api/boards/week?period=2026-W01")[1]
+    assert standings(week) == [("bob", 9, 1), ("ada", 7, 2)]
+    assert week["period"]["starts_at"] == "2025-12-29T05:00:00.000000Z"
