@@ -208,7 +208,7 @@ DEFINITION_OUT = {**DEFINITION, "created_at": AT, "updated_at": AT}
 class BoardAdminListApi(StaffApi):
     permissions = {"GET": "leaderboard.view_board", "POST": "leaderboard.add_board"}
 
-    @staff_schema(BoardDefinition(many=True), [DEFINITION_OUT])
+    @staff_schema(BoardDefinition(many=True), DEFINITION_OUT)
     def get(self, request):
         """Every board, enabled or not."""
         from leaderboard.models import Board

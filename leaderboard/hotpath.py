@@ -20,15 +20,20 @@ async def scoreboard_endpoint(request: HotRequest) -> HotResponse:
 
 async def boards_endpoint(request: HotRequest) -> HotResponse:
     """GET /api/boards, /api/boards/{code}, .../around-me, .../players/{id}."""
-    parts = request.scope["path"][len(BOARDS_PREFIX) :].split("/")
-    query = parse_qs(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    scope = request.scope
+    parts = scope["path"][len(BOARDS_PREFIX) :].split("/")
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
     if parts == [""]:
         return json_response(200, await boards_list())
     if len(parts) == 2 and parts[1]:
+        scope["route_template"] = "/api/boards/{code}"
         return json_response(200, await board_read(parts[1], query))
     if len(parts) == 3 and parts[1] and parts[2] == "around-me":
+        scope["route_template"] = "/api/boards/{code}/around-me"
         user = await user_from_bearer_async(request.header(b"authorization"))
         return json_response(200, await board_around_read(parts[1], query, user_id=user.id))
     if len(parts) == 4 and parts[1] and parts[2] == "players":
+        scope["route_template"] = "/api/boards/{code}/players/{player}"
         return json_response(200, await board_player_read(parts[1], parts[3], query))
+    scope["route_template"] = "unmatched"
     raise NotFound("The requested resource was not found.")

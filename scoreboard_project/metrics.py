@@ -196,7 +196,8 @@ REPLAYED_HEADER = (b"idempotent-replayed", b"true")
 
 
 def hot_response_observed(scope, response, started: float) -> None:
-    """`response_observed` for the lean ASGI door (its routes are exact paths)."""
+    """`response_observed` for the lean ASGI door (exact paths, or templates of routes with
+    parameters)."""
 
     def client_ip() -> str | None:
         from scoreboard_project.hotpath import HotRequest
@@ -206,7 +207,8 @@ def hot_response_observed(scope, response, started: float) -> None:
     status = response.status
     response_observed(
         scope["method"],
-        scope["path"],
+        # A route with parameters names its template (set by its handler), not the path.
+        scope.get("route_template") or scope["path"],
         status,
         started,
         body=response.body if status >= 400 else b"",

@@ -484,3 +484,19 @@ def test_a_tokyo_day_ends_at_tokyo_midnight_and_a_week_spans_new_year(make_user,
     week = read(asgi, "/api/boards/week?period=2026-W01")[1]
     assert standings(week) == [("bob", 9, 1), ("ada", 7, 2)]
     assert week["period"]["starts_at"] == "2025-12-29T05:00:00.000000Z"
+
+
+def test_metrics_name_board_routes_by_template(make_user, credit, asgi):
+    ada = make_user("ada")
+    credit(ada, 3)
+    for path in (
+        f"/api/boards/global/players/{ada.id}",
+        "/api/boards/x1",
+        "/api/boards/x2",
+        "/api/boards/a/b/c/d",
+    ):
+        read(asgi, path)
+    scraped = asgi("GET", "/metrics").content.decode()
+    assert 'route="/api/boards/{code}/players/{player}"' in scraped
+    assert 'route="/api/boards/{code}"' in scraped
+    assert "x1" not in scraped and "/api/boards/a/b" not in scraped
