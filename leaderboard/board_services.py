@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from redis.exceptions import WatchError
@@ -31,6 +32,7 @@ from leaderboard.boards import (
 from leaderboard.events import board_changed_here
 from leaderboard.models import Board, BoardArchive, BoardStanding
 from leaderboard.periods import Period, period_at, period_before
+from scoreboard_project.errors import InvalidAction
 from scoreboard_project.redis import RedisError, redis_client
 
 logger = logging.getLogger(__name__)
@@ -297,7 +299,13 @@ def board_define(*, data: dict, instance: Board | None = None, by=None) -> Board
             before = {name: str(getattr(instance, name)) for name in data}
             for name, value in data.items():
                 setattr(instance, name, value)
-        instance.full_clean()
+        try:
+            instance.full_clean()
+        except ValidationError as error:
+            raise InvalidAction(
+                "The board definition is invalid.",
+                details={field: " ".join(messages) for field, messages in error.message_dict.items()},
+            ) from None
         instance.save()
         audit_record(
             actor=by,

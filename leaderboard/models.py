@@ -96,11 +96,10 @@ class Board(models.Model):
 
     def clean(self) -> None:
         errors = {}
-        if self.window == self.Window.EVENT:
-            if self.starts_at is None or self.ends_at is None:
-                errors["ends_at"] = "An event board needs starts_at and ends_at."
-            elif self.ends_at <= self.starts_at:
-                errors["ends_at"] = "ends_at must be after starts_at."
+        if self.window == self.Window.EVENT and (self.starts_at is None or self.ends_at is None):
+            errors["ends_at"] = "An event board needs starts_at and ends_at."
+        elif self.starts_at is not None and self.ends_at is not None and self.ends_at <= self.starts_at:
+            errors["ends_at"] = "ends_at must be after starts_at."
         if not isinstance(self.action_types, list) or not all(
             isinstance(name, str) and name for name in self.action_types
         ):

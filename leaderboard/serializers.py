@@ -1,4 +1,7 @@
+from django.db import models
 from rest_framework import serializers
+
+from scoreboard_project.fields import StrictBooleanField, StrictCharField
 
 
 class BoardEntryOutput(serializers.Serializer):
@@ -63,7 +66,13 @@ class BoardPlayerOutput(serializers.Serializer):
 
 
 class BoardDefinition(serializers.ModelSerializer):
-    """A board as staff create and edit it."""
+    """A board as staff create and edit it (JSON types strictly: no 0 for false)."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.BooleanField: StrictBooleanField,
+    }
 
     class Meta:
         from leaderboard.models import Board
@@ -87,7 +96,7 @@ class BoardDefinition(serializers.ModelSerializer):
         read_only_fields = ["created_at", "updated_at"]
 
     action_types = serializers.ListField(
-        child=serializers.CharField(max_length=50),
+        child=StrictCharField(max_length=50),
         required=False,
         max_length=100,
         help_text="empty: every type",

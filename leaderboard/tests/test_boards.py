@@ -500,3 +500,21 @@ def test_metrics_name_board_routes_by_template(make_user, credit, asgi):
     assert 'route="/api/boards/{code}/players/{player}"' in scraped
     assert 'route="/api/boards/{code}"' in scraped
     assert "x1" not in scraped and "/api/boards/a/b" not in scraped
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"title": "Week", "enabled": 0},
+        {"title": 7},
+        {"starts_at": "2026-12-04T15:00:00Z", "ends_at": "2026-12-04T14:00:00Z"},
+        {"action_types": [1]},
+    ],
+)
+def test_staff_changes_are_typed_strictly_and_never_a_500(staff, django_db_blocker, body):
+    created = staff.post("/api/admin/boards", {"code": "wk", "title": "W", "window": "weekly"}, format="json")
+    assert created.status_code == 201
+    response = staff.patch("/api/admin/boards/wk", body, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["error_code"] == "INVALID_ACTION"
+    assert staff.post("/api/admin/boards", {"code": 0, "title": "Zero"}, format="json").status_code == 400
