@@ -15,7 +15,9 @@ from django.http.request import validate_host
 from accounts.authentication import user_from_bearer_async
 from accounts.sessions import session_is_live_async
 from accounts.tickets import ws_ticket_redeem
+from leaderboard.boards import boards_enabled_async
 from leaderboard.hub import hub
+from leaderboard.models import GLOBAL_BOARD
 from scoreboard_project import metrics
 from scoreboard_project.errors import ApiError
 from scoreboard_project.logs import request_id_start
@@ -47,12 +49,16 @@ class ScoreboardConsumer(AsyncWebsocketConsumer):
     """One live scoreboard: board broadcasts, and the player's own SCORE_UPDATE.
 
     A refused connection is accepted and closed at once with an application code, so that
-    every client learns why (4401, 4403, 4429).
+    every client learns why (4401, 4403, 4429). Besides the global board, which every socket
+    follows, a socket may follow one other board: {"type": "SUBSCRIBE", "board": code}.
     """
 
     user_id: int | None = None
     sid: str | None = None
     request_id = None
+    board: str | None = None  # the other board followed (the hub sets it), None: global only
+    # The followed board's updates held while its snapshot is read (None: not reading one).
+    board_opening: list[str] | None = None
 
     async def connect(self) -> None:
         # One id for every line of this connection (this task), from X-Request-ID or new.
@@ -169,15 +175,51 @@ class ScoreboardConsumer(AsyncWebsocketConsumer):
         if size > settings.WS_MAX_MESSAGE_BYTES:
             return await self.close(code=MESSAGE_TOO_BIG)
         try:
-            kind = json.loads(text_data)["type"] if text_data is not None else None
+            message = json.loads(text_data) if text_data is not None else None
+            kind = message["type"]
         except (ValueError, TypeError, KeyError):
-            kind = None
+            message = kind = None
         if kind == "PING":
             metrics.WS_PONG_SENT.inc()
             await self.send(text_data=PONG)
+        elif kind == "SUBSCRIBE" and isinstance(code := message.get("board"), str) and code:
+            await self.subscribe(code)
         elif kind != "PONG":  # a PONG answers the server's PING: nothing to say back
             metrics.WS_ERROR_SENT.inc()
-            await self.send(text_data=error_message("INVALID_MESSAGE", 'expected {"type": "PING"}'))
+            await self.send(
+                text_data=error_message(
+                    "INVALID_MESSAGE", 'expected {"type": "PING"} or {"type": "SUBSCRIBE", "board": "<code>"}'
+                )
+            )
+
+    async def subscribe(self, code: str) -> None:
+        """Follow `code` besides the global board (replacing the board followed so far), and
+        answer with its snapshot; "global" returns to the global board alone."""
+        the_hub = hub()
+        if code == GLOBAL_BOARD:
+            the_hub.follow(self, None)
+            self.send_board(await the_hub.snapshot(board=GLOBAL_BOARD))
+            return
+        if code not in await boards_enabled_async():
+            metrics.WS_ERROR_SENT.inc()
+            await self.send(text_data=error_message("NOT_FOUND", f"No enabled board {code[:64]!r}."))
+            return
+        the_hub.follow(self, code)
+        self.board_opening = []  # updates of this board wait for its snapshot
+        try:
+            snapshot = await the_hub.board_snapshot(code)
+        except ApiError as error:
+            the_hub.follow(self, None)
+            metrics.WS_ERROR_SENT.inc()
+            await self.send(text_data=error_message(error.code, error.message))
+            return
+        finally:
+            held, self.board_opening = self.board_opening, None
+        if self.board != code:
+            return  # left meanwhile (closed)
+        self.send_board(snapshot)
+        for data in held:
+            self.send_board(data)
 
     # Called by the hub, on this loop, with the board's data encoded once for every socket.
     def board_text(self, data: str) -> str | None:
@@ -187,6 +229,15 @@ class ScoreboardConsumer(AsyncWebsocketConsumer):
             return None
         self.board_seq += 1
         return f'{{"type":"LEADERBOARD_UPDATE","seq":{self.board_seq},' + data
+
+    def followed_text(self, code: str, data: str) -> str | None:
+        """board_text for the other board this socket follows."""
+        if self.board != code:
+            return None
+        if self.board_opening is not None:
+            self.board_opening.append(data)
+            return None
+        return self.board_text(data)
 
     def deliver_score(self, data: dict) -> None:
         if self.opening is not None:

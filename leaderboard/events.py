@@ -1,8 +1,9 @@
 """News of changes, for this process's board copy and its live sockets.
 
 With Redis, every process hears every change through pub/sub: one listener per event loop
-subscribes to the board's `changed` and `scores` channels (the record script publishes on
-both). Without Redis, this process is the whole service and is told directly.
+subscribes to the board's `changed` and `scores` channels and to the boards channel (the record
+script publishes on all three; the boards channel carries the codes of the other boards whose
+top 10 changed). Without Redis, this process is the whole service and is told directly.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from weakref import WeakKeyDictionary
 
 from leaderboard.board import local_board_invalidate
+from leaderboard.boards import boards_channel
 from leaderboard.selectors import board_keys
 from scoreboard_project import aio
 from scoreboard_project.redis import RedisError
@@ -30,9 +32,10 @@ def _tell_hubs(method: str, *args) -> None:
 
 
 def board_changed_here() -> None:
-    """The board changed in this process (no Redis): refresh the copy, tell the sockets."""
+    """The board changed in this process (no Redis): refresh the copy, tell the sockets (of
+    the global board and of every board followed)."""
     local_board_invalidate()
-    _tell_hubs("board_changed")
+    _tell_hubs("changed_here")
 
 
 def score_changed_here(*, user_id: int, new_score: int, rank: int, points: int) -> None:
@@ -57,6 +60,7 @@ class Listener:
 
     async def _run(self) -> None:
         keys = board_keys()
+        boards = boards_channel()
         loop = asyncio.get_running_loop()
         while True:
             client = aio.async_redis()
@@ -64,13 +68,17 @@ class Listener:
                 return
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(keys.changed, keys.scores)
+                    await pubsub.subscribe(keys.changed, keys.scores, boards)
                     self._board_changed(loop)  # anything may have changed while not listening
+                    self._boards_changed(loop, None)
                     async for message in pubsub.listen():
                         if message["type"] != "message":
                             continue
-                        if message["channel"].decode() == keys.changed:
+                        channel = message["channel"].decode()
+                        if channel == keys.changed:
                             self._board_changed(loop)
+                        elif channel == boards:
+                            self._boards_changed(loop, message["data"])
                         else:
                             self._score_changed(loop, message["data"])
             except (RedisError, OSError):
@@ -84,6 +92,13 @@ class Listener:
         hub = hubs.get(loop)
         if hub is not None:
             hub.board_changed()
+
+    @staticmethod
+    def _boards_changed(loop, data: bytes | None) -> None:
+        """`data`: the codes of the boards whose top 10 changed, space-separated (None: any)."""
+        hub = hubs.get(loop)
+        if hub is not None and hub.feeds:  # no socket here follows another board: nothing to do
+            hub.boards_changed(None if data is None else data.decode().split())
 
     @staticmethod
     def _score_changed(loop, data: bytes) -> None:

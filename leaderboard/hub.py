@@ -4,6 +4,9 @@ Board updates are coalesced: after a change, at most one LEADERBOARD_UPDATE per
 WS_BROADCAST_INTERVAL, always ending on the latest state, and only when the top 10 really
 differs from the previous broadcast. Each one is encoded once and the same text goes to
 every socket. Heartbeats are one loop over the sockets, not a task per socket.
+
+Every socket follows the global board; a socket may also follow one other board (SUBSCRIBE),
+whose updates are coalesced the same way, per board, and carry the board's code.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from leaderboard.board import board_versioned
+from leaderboard.board_reads import board_read
 from leaderboard.events import hubs, listen
 from leaderboard.selectors import iso
 from scoreboard_project import aio, metrics
+from scoreboard_project.errors import ApiError
 
 if TYPE_CHECKING:
     from leaderboard.consumers import ScoreboardConsumer
@@ -41,11 +46,32 @@ def changed_ranks(before: list[dict] | None, after: list[dict]) -> list[int]:
     ]
 
 
-def board_data(entries: list[dict], changed: list[int]) -> str:
+def board_data(entries: list[dict], changed: list[int], board: str | None = None) -> str:
     """The `"data": ...}` tail of a LEADERBOARD_UPDATE, encoded once for every socket; each
-    socket puts its own `seq` in front (see ScoreboardConsumer.send_board)."""
+    socket puts its own `seq` in front (see ScoreboardConsumer.send_board). A board other
+    than the global one's broadcasts (and every SUBSCRIBE answer) name their board."""
     data = {"leaderboard": entries, "changed_ranks": changed, "timestamp": iso(timezone.now())}
+    if board is not None:
+        data = {"board": board, **data}
     return '"data":' + json.dumps(data, separators=(",", ":")) + "}"
+
+
+async def board_top(code: str) -> list[dict]:
+    """The current top 10 of a board other than the global one (NotFound if not enabled)."""
+    return (await board_read(code, {}))["leaderboard"]
+
+
+class Feed:
+    """A board other than the global one, followed by some of this loop's sockets: its last
+    broadcast and its coalescing state, as the Hub keeps them for the global board."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        self.sockets: set[ScoreboardConsumer] = set()
+        self.last_entries: list[dict] | None = None
+        self.last_sent = 0.0
+        self.dirty = False
+        self.broadcaster: asyncio.Task | None = None
 
 
 class Hub:
@@ -57,6 +83,7 @@ class Hub:
         self.last_sent = 0.0
         self.dirty = False
         self.broadcaster: asyncio.Task | None = None
+        self.feeds: dict[str, Feed] = {}  # followed boards other than the global one, by code
         self.heartbeat = self.loop.create_task(self._heartbeat(), name="ws-heartbeat")
         hubs[self.loop] = self
         listen()
@@ -80,19 +107,90 @@ class Hub:
         if socket in self.sockets:
             metrics.WS_CONNECTIONS.dec()
         self.sockets.discard(socket)
+        self.follow(socket, None)
         mine = self.by_user.get(socket.user_id)
         if mine is not None:
             mine.discard(socket)
             if not mine:
                 del self.by_user[socket.user_id]
 
-    async def snapshot(self) -> str:
-        """The current board as an opening LEADERBOARD_UPDATE (every position is new)."""
+    async def snapshot(self, board: str | None = None) -> str:
+        """The current board as an opening LEADERBOARD_UPDATE (every position is new); named
+        `board` when it answers a SUBSCRIBE."""
         body, _version = await board_versioned()
         entries = json.loads(body)["leaderboard"]
         if self.last_entries is None:
             self.last_entries = entries  # the first socket's snapshot is the baseline
-        return board_data(entries, list(range(1, len(entries) + 1)))
+        return board_data(entries, list(range(1, len(entries) + 1)), board)
+
+    def follow(self, socket: ScoreboardConsumer, code: str | None) -> None:
+        """Make `code` the one extra board the socket follows (None: the global board only).
+        A board's state is dropped with its last follower: a new one starts from its snapshot."""
+        previous = socket.board
+        if previous == code:
+            return
+        feed = self.feeds.get(previous) if previous is not None else None
+        if feed is not None:
+            feed.sockets.discard(socket)
+            if not feed.sockets:
+                del self.feeds[previous]  # its broadcaster, if any, ends on its own
+        socket.board = code
+        if code is not None:
+            self.feeds.setdefault(code, Feed(code)).sockets.add(socket)
+
+    async def board_snapshot(self, code: str) -> str:
+        """A followed board as a SUBSCRIBE answer (every position is new)."""
+        entries = await board_top(code)
+        feed = self.feeds.get(code)
+        if feed is not None and feed.last_entries is None:
+            feed.last_entries = entries  # the first follower's snapshot is the baseline
+        return board_data(entries, list(range(1, len(entries) + 1)), code)
+
+    def changed_here(self) -> None:
+        """Something changed in this process (no Redis): the global board and every followed one."""
+        self.board_changed()
+        if self.feeds:
+            self.boards_changed(None)
+
+    def boards_changed(self, codes: list[str] | None) -> None:
+        """The top 10 of these boards (None: of any board) may have changed."""
+        for code in list(self.feeds) if codes is None else codes:
+            feed = self.feeds.get(code)
+            if feed is None:
+                continue  # nobody here follows it (the global board has its own channel)
+            feed.dirty = True
+            if feed.broadcaster is None or feed.broadcaster.done():
+                feed.broadcaster = self.loop.create_task(self._feed_while_dirty(feed))
+
+    async def _feed_while_dirty(self, feed: Feed) -> None:
+        while feed.dirty and feed.sockets:
+            wait = feed.last_sent + settings.WS_BROADCAST_INTERVAL - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)  # changes meanwhile join this broadcast
+            feed.dirty = False
+            feed.last_sent = time.monotonic()
+            try:
+                await self._feed_broadcast(feed)
+            except ApiError as error:  # disabled since it was followed: its followers keep it
+                logger.info("board %s not broadcast: %s", feed.code, error.message)
+            except Exception:
+                logger.exception("board %s broadcast failed", feed.code)
+
+    async def _feed_broadcast(self, feed: Feed) -> None:
+        entries = await board_top(feed.code)
+        if entries == feed.last_entries or not feed.sockets:
+            return
+        data = board_data(entries, changed_ranks(feed.last_entries, entries), feed.code)
+        feed.last_entries = entries
+        outgoing = [
+            (socket, text) for socket in list(feed.sockets) if (text := socket.followed_text(feed.code, data))
+        ]
+        await asyncio.gather(
+            *(
+                self._send_chunk(outgoing[start : start + FANOUT_CHUNK])
+                for start in range(0, len(outgoing), FANOUT_CHUNK)
+            )
+        )
 
     def board_changed(self) -> None:
         self.dirty = True
@@ -201,7 +299,8 @@ class Hub:
                 socket.end(4401)
 
     async def aclose(self) -> None:
-        for task in (self.heartbeat, self.broadcaster):
+        feeds = [feed.broadcaster for feed in self.feeds.values()]
+        for task in (self.heartbeat, self.broadcaster, *feeds):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)

@@ -407,3 +407,247 @@ def test_seq_counts_the_messages_of_each_connection(players):
         await communicator.disconnect()
 
     aio.run(body())
+
+
+# ---- SUBSCRIBE: one other board per socket (issue 13) -------------------------------------
+
+
+@pytest.fixture
+def boards(django_db_blocker):
+    """Define boards as an operator would; this process forgets its copy of the list."""
+    from leaderboard.boards import boards_forget
+    from leaderboard.models import Board
+
+    def define(code: str, **fields) -> None:
+        with django_db_blocker.unblock():
+            Board.objects.create(code=code, title=fields.pop("title", code.title()), **fields)
+        boards_forget()
+
+    yield define
+    boards_forget()
+
+
+async def subscribed(communicator, code: str) -> dict:
+    """Send SUBSCRIBE and return its answer (the board's snapshot, or an ERROR)."""
+    await communicator.send_json_to({"type": "SUBSCRIBE", "board": code})
+    while True:
+        message = await communicator.receive_json_from(timeout=5)
+        if message["type"] == "ERROR" or message["data"].get("board") == code:
+            return message
+
+
+async def next_on(communicator, board: str | None, timeout: float = 5) -> dict:
+    """The next LEADERBOARD_UPDATE of `board` (None: of the global board, which names none)."""
+    while True:
+        message = await next_of(communicator, "LEADERBOARD_UPDATE", timeout=timeout)
+        if message["data"].get("board") == board:
+            return message
+
+
+async def updates_of(communicator, *boards: str | None) -> dict:
+    """The next LEADERBOARD_UPDATE of each board named (None: the global one), in any order."""
+    found: dict = {}
+    while len(found) < len(boards):
+        message = await next_of(communicator, "LEADERBOARD_UPDATE")
+        if (board := message["data"].get("board")) in boards:
+            found.setdefault(board, message)
+    return found
+
+
+async def boards_until_quiet(communicator, quiet: float = 0.5) -> set[str | None]:
+    """The boards of the LEADERBOARD_UPDATEs that arrive until the socket stays quiet."""
+    seen = set()
+    while not await communicator.receive_nothing(timeout=quiet):
+        message = await communicator.receive_json_from()
+        if message["type"] == "LEADERBOARD_UPDATE":
+            seen.add(message["data"].get("board"))
+    return seen
+
+
+def names_and_scores(message: dict) -> list[tuple[str, int]]:
+    return [(entry["username"], entry["score"]) for entry in message["data"]["leaderboard"]]
+
+
+def test_subscribe_answers_with_the_boards_top_ten_named_by_its_code(players, boards):
+    (ada, token), (bob, _), _ = players
+    boards("wins", window="weekly", action_types=["match_win"])
+
+    async def body():
+        await credit(ada.id, 30, "match_win")
+        await credit(bob.id, 50, "match_win")
+        await credit(bob.id, 90)  # a quest: the global board only
+        communicator = socket(token=token)
+        opening = await opened(communicator)
+        assert "board" not in opening["data"]
+        snapshot = await subscribed(communicator, "wins")
+        assert snapshot["type"] == "LEADERBOARD_UPDATE"
+        assert names_and_scores(snapshot) == [("p1", 50), ("p0", 30)]
+        assert [entry["rank"] for entry in snapshot["data"]["leaderboard"]] == [1, 2]
+        assert snapshot["data"]["changed_ranks"] == [1, 2]
+        assert snapshot["data"]["timestamp"].endswith("Z")
+        assert snapshot["seq"] == opening["seq"] + 1  # one counter for every LEADERBOARD_UPDATE
+        await communicator.disconnect()
+
+    aio.run(body())
+
+
+def test_a_credit_on_the_subscribed_board_pushes_its_update_and_the_global_one_still_comes(players, boards):
+    (ada, token), (bob, _), _ = players
+    boards("wins", window="weekly", action_types=["match_win"])
+
+    async def body():
+        await credit(ada.id, 30, "match_win")
+        communicator = socket(token=token)
+        await opened(communicator)
+        before = await subscribed(communicator, "wins")
+        await credit(bob.id, 40, "match_win")
+        updates = await updates_of(communicator, "wins", None)  # None: the global one, as ever
+        update, overall = updates["wins"], updates[None]
+        assert names_and_scores(update) == [("p1", 40), ("p0", 30)]
+        assert update["data"]["changed_ranks"] == [1, 2]
+        assert update["seq"] > before["seq"] and update["seq"] != overall["seq"]
+        assert names_and_scores(overall) == [("p1", 40), ("p0", 30)]
+        assert "board" not in overall["data"]
+        # A quest counts on the global board only: nothing more for "wins".
+        await credit(ada.id, 5)
+        assert names_and_scores(await next_on(communicator, None)) == [("p1", 40), ("p0", 35)]
+        assert "wins" not in await boards_until_quiet(communicator)
+        await communicator.disconnect()
+
+    aio.run(body())
+
+
+def test_each_board_goes_only_to_its_followers_and_a_new_subscribe_replaces_the_old(players, boards):
+    (ada, ada_token), (bob, bob_token), _ = players
+    boards("wins", window="weekly", action_types=["match_win"])
+    boards("quests", window="daily", action_types=["quest"])
+
+    async def body():
+        ada_socket, bob_socket = socket(token=ada_token), socket(token=bob_token)
+        await opened(ada_socket)
+        await opened(bob_socket)
+        await subscribed(ada_socket, "wins")
+        await subscribed(bob_socket, "quests")
+        await credit(ada.id, 20, "match_win")
+        assert names_and_scores(await next_on(ada_socket, "wins")) == [("p0", 20)]
+        await credit(bob.id, 7)
+        assert names_and_scores((await updates_of(bob_socket, "quests", None))["quests"]) == [("p1", 7)]
+        assert "wins" not in await boards_until_quiet(bob_socket, 0.3)
+        # When ada subscribes to "quests", then "wins" no longer reaches her socket.
+        assert names_and_scores(await subscribed(ada_socket, "quests")) == [("p1", 7)]
+        await credit(bob.id, 60, "match_win")
+        await next_on(ada_socket, None)
+        await credit(ada.id, 9)
+        assert names_and_scores(await next_on(ada_socket, "quests")) == [("p0", 9), ("p1", 7)]
+        assert "wins" not in await boards_until_quiet(ada_socket, 0.3)
+        await ada_socket.disconnect()
+        await bob_socket.disconnect()
+
+    aio.run(body())
+
+
+def test_an_unknown_or_disabled_board_is_not_found_and_changes_nothing(players, boards):
+    (ada, token), *_ = players
+    boards("wins", window="weekly", action_types=["match_win"])
+    boards("retired", enabled=False)
+
+    async def body():
+        communicator = socket(token=token)
+        await opened(communicator)
+        await subscribed(communicator, "wins")
+        for code in ("no-such-board", "retired"):
+            error = await subscribed(communicator, code)
+            assert error["type"] == "ERROR", error
+            assert error["data"]["error_code"] == "NOT_FOUND" and error["data"]["message"]
+        # The subscription to "wins" stands.
+        await credit(ada.id, 15, "match_win")
+        assert names_and_scores(await next_on(communicator, "wins")) == [("p0", 15)]
+        await communicator.send_json_to({"type": "SUBSCRIBE", "board": 7})
+        assert (await next_of(communicator, "ERROR"))["data"]["error_code"] == "INVALID_MESSAGE"
+        await communicator.disconnect()
+
+    aio.run(body())
+
+
+def test_subscribing_to_global_returns_to_the_default_board(players, boards):
+    (ada, token), (bob, _), _ = players
+    boards("wins", window="weekly", action_types=["match_win"])
+
+    async def body():
+        await credit(bob.id, 12)
+        communicator = socket(token=token)
+        await opened(communicator)
+        await subscribed(communicator, "wins")
+        back = await subscribed(communicator, "global")
+        assert back["type"] == "LEADERBOARD_UPDATE"
+        assert names_and_scores(back) == [("p1", 12)]
+        assert back["data"]["changed_ranks"] == [1]
+        await credit(ada.id, 25, "match_win")
+        overall = await next_on(communicator, None)
+        assert names_and_scores(overall) == [("p0", 25), ("p1", 12)]
+        assert await boards_until_quiet(communicator) <= {None}
+        await communicator.disconnect()
+
+    aio.run(body())
+
+
+def test_a_burst_on_a_subscribed_board_is_coalesced_and_ends_on_its_final_top_ten(
+    make_user, login, action_types, boards, settings
+):
+    from leaderboard.board_reads import board_read
+
+    settings.WS_BROADCAST_INTERVAL = 0.1
+    boards("wins", window="monthly", action_types=["match_win"])
+    racers = [make_user(f"r{number}") for number in range(12)]
+    token = login(racers[0])["access"]
+
+    async def body():
+        communicator = socket(token=token)
+        await opened(communicator)
+        await subscribed(communicator, "wins")
+        for number in range(60):
+            await credit(racers[number % 12].id, 10 + (number * 7) % 100, "match_win")
+        updates = []
+        while not await communicator.receive_nothing(timeout=1.0):
+            message = await communicator.receive_json_from()
+            if message["type"] == "LEADERBOARD_UPDATE" and message["data"].get("board") == "wins":
+                updates.append(message)
+        final = (await board_read("wins", {}))["leaderboard"]
+        assert 1 <= len(updates) <= 30, len(updates)
+        assert updates[-1]["data"]["leaderboard"] == final
+        assert len(final) == 10
+        await communicator.disconnect()
+
+    aio.run(body())
+
+
+@pytest.mark.redis
+def test_a_boards_change_announced_by_another_process_reaches_the_followers(players, boards):
+    """Another process's news comes only through Redis: a top 10 written and announced on the
+    boards channel, as the record script of a credit elsewhere does it."""
+    from django.utils import timezone
+
+    from leaderboard.boards import boards_channel, boards_enabled, member, period_keys
+    from leaderboard.periods import period_at
+    from scoreboard_project.redis import redis_client
+
+    (ada, token), (bob, _), _ = players
+    boards("wins", window="weekly", action_types=["match_win"])
+
+    async def body():
+        await credit(ada.id, 30, "match_win")
+        communicator = socket(token=token)
+        await opened(communicator)
+        await subscribed(communicator, "wins")
+        board = boards_enabled()["wins"]
+        keys = period_keys("wins", period_at(board, timezone.now()).key)
+        bob_member = member(int(timezone.now().timestamp() * 1_000_000), bob.id)
+        client = redis_client()
+        client.zadd(keys.index, {bob_member: board.sign * 45})
+        client.hset(keys.at, str(bob.id), bob_member)
+        client.publish(boards_channel(), "global wins")
+        update = await next_on(communicator, "wins")
+        assert names_and_scores(update) == [("p1", 45), ("p0", 30)]
+        await communicator.disconnect()
+
+    aio.run(body())

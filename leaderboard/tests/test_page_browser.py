@@ -3,7 +3,8 @@
 One journey, as a player lives it: the board from seeded data, sign in, complete a quest,
 another player's score changing elsewhere, the server going away and coming back, an expired
 access token, sign out. The server pings every second, so a page that did not answer PONG
-would be dropped (and counted as a new connection) within the test.
+would be dropped (and counted as a new connection) within the test. A second one picks other
+boards (issue 13): the picker, another board's top 10 over the socket, and "around me".
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ def shown_rows(page: dict) -> list[tuple[int, str, int]]:
     return [(int(rank), name, digits(score)) for rank, name, score in page["rows"]]
 
 
-@pytest.fixture
-def server(transactional_db, action_types):
+def serve() -> ServerProcess:
+    """A server process on the test database (started)."""
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -98,8 +99,30 @@ def server(transactional_db, action_types):
     )
     process = ServerProcess(port=port, env=env)
     process.start()
+    return process
+
+
+@pytest.fixture
+def server(transactional_db, action_types):
+    process = serve()
     yield process
     process.stop()
+
+
+@pytest.fixture
+def boards_server(transactional_db, action_types, django_db_blocker):
+    """A server that knows two boards besides the global one from its first request."""
+    from leaderboard.boards import boards_forget
+    from leaderboard.models import Board
+
+    with django_db_blocker.unblock():
+        Board.objects.create(code="wins", title="Wins this week", window="weekly", action_types=["match_win"])
+        Board.objects.create(code="quests", title="Quests today", window="daily", action_types=["quest"])
+    boards_forget()
+    process = serve()
+    yield process
+    process.stop()
+    boards_forget()
 
 
 @pytest.fixture
@@ -273,5 +296,126 @@ def test_the_live_page_follows_the_board_through_a_session_and_a_server_restart(
     status, _body = server.request("POST", "/api/auth/token/refresh", {"refresh": refresh_token})
     assert status == 401
     # Network errors are expected (the server was down); script errors are not.
+    errors = [entry for entry in browser.get_log("browser") if entry.get("source") == "javascript"]
+    assert not errors, errors
+
+
+READ_BOARDS = """
+const rows = Array.from(document.querySelectorAll("#board tr:not(.empty)"));
+const picker = document.getElementById("board-picker");
+const around = document.getElementById("around");
+return {
+  rows: rows.map((row) => [row.cells[0].textContent, row.cells[1].textContent, row.cells[2].textContent]),
+  options: Array.from(picker.options, (option) => [option.value, option.textContent]),
+  chosen: picker.value,
+  boardName: document.getElementById("board-name").textContent,
+  state: document.getElementById("state").textContent,
+  connections: Number(document.getElementById("state").dataset.connections),
+  signedInAs: document.getElementById("player").hidden ? null : document.getElementById("me-name").textContent,
+  aroundShown: !document.getElementById("player").hidden && around.offsetParent !== null,
+  aroundBoard: document.getElementById("around-board").textContent,
+  aroundRank: document.getElementById("around-rank").textContent,
+  aroundRows: Array.from(document.querySelectorAll("#around-list li"), (item) =>
+    [item.querySelector(".name").textContent, item.classList.contains("me")]),
+};
+"""
+
+
+def test_the_picker_shows_any_boards_top_ten_live_and_where_the_player_stands_on_it(
+    boards_server, browser, make_user, login
+):
+    from selenium.webdriver.support.select import Select
+
+    server = boards_server
+
+    def page() -> dict:
+        return browser.execute_script(READ_BOARDS)
+
+    def wait_for(predicate, what: str, timeout: float = 15):
+        try:
+            return webdriver_wait.WebDriverWait(browser, timeout, poll_frequency=0.05).until(
+                lambda _driver: predicate(page())
+            )
+        except Exception:
+            console = "\n".join(str(entry) for entry in browser.get_log("browser"))
+            pytest.fail(
+                f"{what}: not seen within {timeout} s\npage: {page()}\nconsole:\n{console}\n"
+                f"server:\n{server.output()}"
+            )
+
+    def credit(token: str, action_type: str, points: int) -> dict:
+        action = {"action_id": str(uuid.uuid4()), "action_type": action_type, "points": points}
+        status, body = server.request("POST", "/api/scores", action, token=token)
+        assert status == 200, body
+        return body
+
+    # Given players whose wins and overall scores rank them differently.
+    tokens: dict[str, str] = {}
+    wins: dict[str, int] = {}
+    overall: dict[str, int] = {}
+    for i, name in enumerate(["ann", "ben", "cat", "dan", "eve"]):
+        tokens[name] = login(make_user(name, password=PASSWORD))["access"]
+        wins[name] = 200 - 30 * i  # 200, 170, 140, 110, 80
+        credit(tokens[name], "match_win", wins[name])
+        overall[name] = credit(tokens[name], "level_up", 100 + 150 * i)["new_score"]
+    hero = make_user("hero", password=PASSWORD)
+    tokens["hero"] = login(hero)["access"]
+    wins["hero"] = 150
+    credit(tokens["hero"], "match_win", 150)
+    overall["hero"] = wins["hero"]
+
+    # When a visitor opens the page, then the picker lists every enabled board, global first.
+    browser.get(server.url + "/")
+    wait_for(lambda p: p["state"] == "live", "the page going live")
+    wait_for(lambda p: len(p["options"]) == 3, "the boards in the picker")
+    assert page()["options"] == [
+        ["global", "All time"],
+        ["quests", "Quests today"],
+        ["wins", "Wins this week"],
+    ]
+    assert page()["chosen"] == "global"
+    wait_for(lambda p: shown_rows(p) == expected_rows(overall), "the global top 10 by default")
+
+    # When the visitor picks "wins", then that board's top 10 shows, over the same socket.
+    Select(browser.find_element("id", "board-picker")).select_by_value("wins")
+    wait_for(lambda p: shown_rows(p) == expected_rows(wins), "the wins board's top 10")
+    assert page()["boardName"] == "· Wins this week"
+    assert page()["connections"] == 1
+
+    # When a player wins a match elsewhere, then the wins board follows live.
+    wins["eve"] += 120  # 200: shares first place with ann
+    overall["eve"] += 120
+    credit(tokens["eve"], "match_win", 120)
+    wait_for(lambda p: shown_rows(p) == expected_rows(wins), "eve's win on the wins board")
+
+    # When the hero signs in, then "around me" shows their rank on the chosen board.
+    browser.find_element("id", "username").send_keys("hero")
+    browser.find_element("id", "password").send_keys(PASSWORD)
+    browser.find_element("id", "signin-button").click()
+    wait_for(lambda p: p["signedInAs"] == "hero" and p["state"] == "live", "signed in")
+    wait_for(lambda p: shown_rows(p) == expected_rows(wins), "the wins board on the player's socket")
+    wanted = f"#{competition_rank(wins, 'hero')} of {len(wins)}"
+    wait_for(lambda p: p["aroundRank"].startswith(wanted), f"around me: {wanted}")
+    now = page()
+    assert now["aroundShown"] and now["aroundBoard"] == "Wins this week"
+    assert ["hero", True] in now["aroundRows"]
+
+    # When the hero wins a match, then their SCORE_UPDATE refreshes where they stand.
+    wins["hero"] += 60  # 210: first
+    overall["hero"] += 60
+    credit(tokens["hero"], "match_win", 60)
+    wait_for(lambda p: p["aroundRank"].startswith(f"#1 of {len(wins)}"), "around me after the hero's win")
+    wait_for(lambda p: shown_rows(p) == expected_rows(wins), "the hero on top of the wins board")
+
+    # When the hero goes back to the global board, then both the table and "around me" follow.
+    Select(browser.find_element("id", "board-picker")).select_by_value("global")
+    wait_for(lambda p: shown_rows(p) == expected_rows(overall), "the global top 10 again")
+    wanted = f"#{competition_rank(overall, 'hero')} of {len(overall)}"
+    wait_for(lambda p: p["aroundRank"].startswith(wanted), f"around me on the global board: {wanted}")
+    assert page()["aroundBoard"] == "All time" and page()["boardName"] == ""
+
+    # A board nobody scored on yet says so.
+    Select(browser.find_element("id", "board-picker")).select_by_value("quests")
+    wait_for(lambda p: p["rows"] == [] and "Not on this board" in p["aroundRank"], "the empty quests board")
     errors = [entry for entry in browser.get_log("browser") if entry.get("source") == "javascript"]
     assert not errors, errors

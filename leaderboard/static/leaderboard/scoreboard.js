@@ -1,5 +1,7 @@
 // The live scoreboard page: the top 10 from WebSocket /ws/scoreboard (API.md section 3),
 // the player count from GET /api/scoreboard, and a small player panel (sign in, quest, sign out).
+// A picker (GET /api/boards) shows another board's top 10 over the same socket (SUBSCRIBE), and
+// a signed-in player sees where they stand on it (GET /api/boards/{code}/around-me).
 "use strict";
 
 (() => {
@@ -12,6 +14,9 @@
   const COUNT_EVERY_MS = 5000;
   const FLASH_MS = 1500;
   const WATCH_EVERY_MS = 5000;
+  const GLOBAL = "global";
+  const AROUND_RADIUS = 2;
+  const AROUND_EVERY_MS = 5000;
   // The page pings after this much silence and gives the socket up after SILENCE_LIMIT_MS,
   // whatever WS_HEARTBEAT_INTERVAL the server runs with.
   const QUIET_MS = 25000;
@@ -33,6 +38,11 @@
     quest: $("quest"),
     signout: $("signout"),
     message: $("message"),
+    picker: $("board-picker"),
+    boardName: $("board-name"),
+    aroundBoard: $("around-board"),
+    aroundRank: $("around-rank"),
+    aroundList: $("around-list"),
   };
   const numbers = new Intl.NumberFormat();
 
@@ -58,6 +68,13 @@
   let refreshing = null;
   let mineKnown = false; // a SCORE_UPDATE arrived for the signed-in player
   let pendingAction = null; // a quest whose answer never arrived: resent with the same action_id
+  let titles = { [GLOBAL]: "All time" }; // board code -> title, from GET /api/boards
+  let chosen = GLOBAL; // the board the table shows
+  let shownBoard = GLOBAL; // the board whose entries are on display
+  let subscribing = null; // the board of a SUBSCRIBE not answered yet on this socket
+  let aroundGeneration = 0; // bumped by every around-me read; older answers are dropped
+  let aroundTimer = null;
+  let lastAroundAt = 0;
   const flashTimers = new WeakMap();
 
   // ---- small helpers ------------------------------------------------------------------
@@ -181,19 +198,33 @@
     return true;
   }
 
-  // POST with the access token; on 401 refresh the pair once and retry, else sign out.
-  async function authedPost(url, body) {
+  function getJson(url, access) {
+    const headers = { Accept: "application/json" };
+    if (access) headers.Authorization = `Bearer ${access}`;
+    return fetch(url, { headers, credentials: "omit", cache: "no-store" });
+  }
+
+  // Send with the access token; on 401 refresh the pair once and retry, else sign out.
+  async function authed(send) {
     const current = session;
     if (!current) return null;
-    const response = await postJson(url, body, current.access);
+    const response = await send(current.access);
     if (response.status !== 401) return response;
     if (session && session.access !== current.access) {
-      return retryOrEnd(await postJson(url, body, session.access));
+      return retryOrEnd(await send(session.access));
     }
     const renewed = await refreshSession();
-    if (renewed === true && session) return retryOrEnd(await postJson(url, body, session.access));
+    if (renewed === true && session) return retryOrEnd(await send(session.access));
     if (renewed === false) endSession("Your session expired; please sign in again.");
     return response;
+  }
+
+  function authedPost(url, body) {
+    return authed((access) => postJson(url, body, access));
+  }
+
+  function authedGet(url) {
+    return authed((access) => getJson(url, access));
   }
 
   function retryOrEnd(response) {
@@ -277,22 +308,37 @@
       if (Number.isInteger(position) && position >= 1 && position <= rows.length) flash(rows[position - 1]);
     }
     shown = entries.map((entry) => ({ ...entry }));
-    followMine(entries);
+  }
+
+  // Show a board's entries; those of another board than the one on display replace it quietly.
+  function showBoard(board, entries, changed) {
+    if (board !== shownBoard) {
+      shown = [];
+      shownBoard = board;
+      if (entries.length) renderBoard(entries, []);
+      else showEmpty("No scores on this board yet.");
+    } else {
+      renderBoard(entries, changed);
+    }
   }
 
   function onBoard(data) {
     const entries = Array.isArray(data.leaderboard) ? data.leaderboard : [];
-    const hadBoard = shown.length > 0;
-    const local = differingPositions(entries);
-    let changed;
-    if (!live) {
-      // The opening snapshot: its changed_ranks speak of the server's last broadcast, not of
-      // what this page shows, so compare with the page (nothing lights up on the first paint).
-      changed = hadBoard ? local : [];
-    } else {
-      changed = (Array.isArray(data.changed_ranks) ? data.changed_ranks : []).concat(local);
+    // Global broadcasts name no board; other boards' updates and SUBSCRIBE answers do.
+    const board = typeof data.board === "string" ? data.board : GLOBAL;
+    const snapshot = !live || board === subscribing;
+    if (board === subscribing) subscribing = null;
+    if (board === GLOBAL) followMine(entries); // the player's rank is their global one
+    if (board === chosen) {
+      const local = board === shownBoard ? differingPositions(entries) : [];
+      // A snapshot's changed_ranks speak of the server's last broadcast, not of what this page
+      // shows, so compare with the page (nothing lights up on the first paint).
+      const changed = snapshot
+        ? shown.length ? local : []
+        : (Array.isArray(data.changed_ranks) ? data.changed_ranks : []).concat(local);
+      showBoard(board, entries, changed);
+      if (!snapshot) aroundSoon(); // the board moved: where the player stands may have too
     }
-    renderBoard(entries, changed);
     if (!live) {
       live = true;
       connections += 1;
@@ -301,8 +347,25 @@
       busy = false;
       setState("live");
       countNow();
-    } else {
+      if (chosen !== GLOBAL) subscribe(chosen);
+    } else if (board === GLOBAL) {
       countSoon();
+    }
+  }
+
+  function subscribe(code) {
+    if (!socket || !live) return; // the next socket subscribes once it is live
+    subscribing = code;
+    send(socket, { type: "SUBSCRIBE", board: code });
+  }
+
+  function onSocketError(data) {
+    // The chosen board went away (disabled meanwhile): back to the global board.
+    if (subscribing !== null && data.error_code === "NOT_FOUND") {
+      subscribing = null;
+      say(`That board is no longer available; showing ${titles[GLOBAL]}.`, true);
+      choose(GLOBAL);
+      fetchBoards();
     }
   }
 
@@ -321,8 +384,72 @@
     if (typeof body.total_players === "number") setText(ui.players, format(body.total_players));
     // Without a live socket this is the freshest board the page can get.
     if (!live && Array.isArray(body.leaderboard)) {
-      renderBoard(body.leaderboard, shown.length ? differingPositions(body.leaderboard) : []);
+      followMine(body.leaderboard);
+      if (chosen === GLOBAL) {
+        showBoard(GLOBAL, body.leaderboard, shown.length ? differingPositions(body.leaderboard) : []);
+      }
     }
+    if (!live && chosen !== GLOBAL) fetchChosen();
+  }
+
+  // The chosen board's top 10 over HTTP, while the socket cannot bring it.
+  async function fetchChosen() {
+    const board = chosen;
+    let body;
+    try {
+      const response = await getJson(`/api/boards/${encodeURIComponent(board)}`);
+      if (!response.ok) return;
+      body = await response.json();
+    } catch {
+      return;
+    }
+    if (live || board !== chosen || !Array.isArray(body.leaderboard)) return;
+    const local = board === shownBoard && shown.length ? differingPositions(body.leaderboard) : [];
+    showBoard(board, body.leaderboard, local);
+  }
+
+  // ---- the board picker -----------------------------------------------------------------
+
+  async function fetchBoards() {
+    let body;
+    try {
+      const response = await getJson("/api/boards");
+      if (!response.ok) return;
+      body = await response.json();
+    } catch {
+      return;
+    }
+    const boards = Array.isArray(body.boards) ? body.boards.filter((b) => b && typeof b.code === "string") : [];
+    if (!boards.some((b) => b.code === GLOBAL)) boards.push({ code: GLOBAL, title: titles[GLOBAL] });
+    boards.sort((a, b) => (a.code === GLOBAL ? -1 : b.code === GLOBAL ? 1 : a.code.localeCompare(b.code)));
+    titles = Object.fromEntries(boards.map((b) => [b.code, String(b.title || b.code)]));
+    const options = boards.map((b) => {
+      const option = document.createElement("option");
+      option.value = b.code;
+      option.textContent = titles[b.code];
+      return option;
+    });
+    ui.picker.replaceChildren(...options);
+    if (!(chosen in titles)) choose(GLOBAL);
+    ui.picker.value = chosen;
+    renderChosen();
+  }
+
+  function renderChosen() {
+    const title = titles[chosen] || chosen;
+    setText(ui.boardName, chosen === GLOBAL ? "" : `· ${title}`);
+    setText(ui.aroundBoard, title);
+  }
+
+  // Show another board: its snapshot comes over the socket (or over HTTP while it is down).
+  function choose(code) {
+    if (code === chosen) return;
+    chosen = code;
+    if (ui.picker.value !== code) ui.picker.value = code;
+    renderChosen();
+    if (live) subscribe(code);
+    else fetchChosen();
+    aroundNow();
   }
 
   function countNow() {
@@ -367,6 +494,80 @@
     if (!session) return;
     mineKnown = true;
     showMine(data.new_score, data.rank);
+    aroundNow();
+  }
+
+  // Where the player stands on the chosen board: GET /api/boards/{code}/around-me.
+  async function fetchAround() {
+    clearTimeout(aroundTimer);
+    aroundTimer = null;
+    lastAroundAt = Date.now();
+    const mine = ++aroundGeneration;
+    const board = chosen;
+    if (!session) return;
+    let body = null;
+    let response;
+    try {
+      response = await authedGet(`/api/boards/${encodeURIComponent(board)}/around-me?radius=${AROUND_RADIUS}`);
+      if (response) body = await readJson(response);
+    } catch {
+      response = null;
+    }
+    if (mine !== aroundGeneration || board !== chosen || !session) return; // asked again meanwhile
+    if (!response || !response.ok || !body) {
+      if (response) setText(ui.aroundRank, describeError(response, body));
+      return;
+    }
+    renderAround(body);
+  }
+
+  function renderAround(body) {
+    const player = body.player && typeof body.player === "object" ? body.player : null;
+    const total = typeof body.total_players === "number" ? body.total_players : null;
+    if (player) {
+      const of = total === null ? "" : ` of ${format(total)}`;
+      setText(ui.aroundRank, `#${player.rank}${of} · ${format(player.score)} points`);
+    } else {
+      setText(ui.aroundRank, "Not on this board yet.");
+    }
+    const entries = Array.isArray(body.leaderboard) ? body.leaderboard : [];
+    const items = entries.map((entry) => {
+      const item = document.createElement("li");
+      const rank = document.createElement("span");
+      const name = document.createElement("span");
+      const score = document.createElement("span");
+      rank.className = "rank";
+      name.className = "name";
+      score.className = "score";
+      rank.textContent = `#${entry.rank}`;
+      name.textContent = String(entry.username);
+      name.title = String(entry.username);
+      score.textContent = format(entry.score);
+      item.append(rank, name, score);
+      item.classList.toggle("me", player !== null && entry.user_id === player.user_id);
+      return item;
+    });
+    ui.aroundList.replaceChildren(...items);
+  }
+
+  function resetAround() {
+    aroundGeneration += 1;
+    clearTimeout(aroundTimer);
+    aroundTimer = null;
+    setText(ui.aroundRank, "—");
+    ui.aroundList.replaceChildren();
+  }
+
+  function aroundNow() {
+    if (!session) return;
+    fetchAround();
+  }
+
+  // The chosen board moved: read around-me again, at most every AROUND_EVERY_MS.
+  function aroundSoon() {
+    if (!session || aroundTimer) return;
+    const wait = Math.max(0, lastAroundAt + AROUND_EVERY_MS - Date.now());
+    aroundTimer = setTimeout(fetchAround, wait);
   }
 
   // SCORE_UPDATE comes only when the player's own score moves; others overtaking them show
@@ -389,6 +590,7 @@
     saveSession(null);
     pendingAction = null;
     resetMine();
+    resetAround();
     renderAccount();
     if (message) say(message, false);
     if (hadSession) {
@@ -416,7 +618,9 @@
       saveSession({ username, userId: userIdFromToken(body.access), access: body.access, refresh: body.refresh });
       ui.password.value = "";
       resetMine();
+      resetAround();
       renderAccount();
+      aroundNow();
       say(`Signed in as ${username}.`);
       anonymousOnly = false;
       attempt = 0;
@@ -533,6 +737,7 @@
     lastHeard = Date.now();
     ws.onmessage = (event) => onMessage(ws, event.data);
     ws.onclose = (event) => onClose(ws, event);
+    subscribing = null;
     watchTimer = setInterval(() => watch(ws), WATCH_EVERY_MS);
   }
 
@@ -571,7 +776,10 @@
     if (type === "PING") send(ws, { type: "PONG" });
     else if (type === "LEADERBOARD_UPDATE") onBoard(data);
     else if (type === "SCORE_UPDATE") onScore(data);
-    else if (type === "ERROR") console.warn("scoreboard socket:", data.error_code, data.message);
+    else if (type === "ERROR") {
+      console.warn("scoreboard socket:", data.error_code, data.message);
+      onSocketError(data);
+    }
   }
 
   function onClose(ws, event) {
@@ -622,6 +830,7 @@
   ui.signin.addEventListener("submit", signIn);
   ui.quest.addEventListener("click", completeQuest);
   ui.signout.addEventListener("click", signOut);
+  ui.picker.addEventListener("change", () => choose(ui.picker.value));
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") wake();
   });
@@ -638,6 +847,9 @@
   });
 
   renderAccount();
+  renderChosen();
+  fetchBoards();
   fetchBoard();
   connect();
+  aroundNow();
 })();
