@@ -179,8 +179,11 @@ with `4401` (not authenticated, session revoked), `4403` (banned, foreign origin
 (too many connections). The first message is a `LEADERBOARD_UPDATE` snapshot; then
 `LEADERBOARD_UPDATE` when the top 10 changes (coalesced) and `SCORE_UPDATE` to the player
 whose score changed, each with a `seq` increasing per type on the connection. The client may
-send `{"type": "PING"}` (answered `PONG`); anything else gets an `ERROR`; a frame over 4 KiB
-closes the socket with `1009`.
+send `{"type": "PING"}` (answered `PONG`), or `{"type": "SUBSCRIBE", "board": "<code>"}` to
+follow one more board besides the global one (answered by that board's snapshot, then its
+coalesced updates, each naming it in `data.board`; an unknown board gets an `ERROR`
+`NOT_FOUND`; `"global"` goes back to the global board alone); anything else gets an `ERROR`;
+a frame over 4 KiB closes the socket with `1009`.
 """
 
 TAGS = [
@@ -188,6 +191,7 @@ TAGS = [
     {"name": "scoreboard", "description": "The top 10 (API.md section 2)."},
     {"name": "auth", "description": "Accounts and tokens (API.md section 4)."},
     {"name": "health", "description": "Liveness and readiness (API.md section 6)."},
+    {"name": "boards", "description": "Every board: pages, around-me, one player, periods."},
 ]
 
 _ENTRY = {"$ref": "#/components/schemas/BoardEntryOutput"}
@@ -201,6 +205,10 @@ WS_MESSAGES = {
             "data": {
                 "type": "object",
                 "properties": {
+                    "board": {
+                        "type": "string",
+                        "description": "The board followed by SUBSCRIBE; absent on the global board's broadcasts.",
+                    },
                     "leaderboard": {"type": "array", "items": _ENTRY, "maxItems": 10},
                     "changed_ranks": {"type": "array", "items": {"type": "integer", "minimum": 1}},
                     "timestamp": {"type": "string", "format": "date-time"},
@@ -256,6 +264,13 @@ WS_MESSAGES = {
         "properties": {"type": {"type": "string", "enum": ["PING"]}},
         "required": ["type"],
         "example": {"type": "PING"},
+    },
+    "WsSubscribe": {
+        "type": "object",
+        "description": 'Client to server: follow this board too (one at a time; "global": only the global board).',
+        "properties": {"type": {"type": "string", "enum": ["SUBSCRIBE"]}, "board": {"type": "string"}},
+        "required": ["type", "board"],
+        "example": {"type": "SUBSCRIBE", "board": "weekly"},
     },
     "WsPong": {
         "type": "object",

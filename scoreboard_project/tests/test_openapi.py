@@ -240,6 +240,7 @@ def test_websocket_messages_are_described(schema):
         ("WsPong", "PONG"),
         ("WsError", "ERROR"),
         ("WsPing", "PING"),
+        ("WsSubscribe", "SUBSCRIBE"),
     ]:
         assert components[name]["properties"]["type"]["enum"] == [kind]
     assert "/ws/scoreboard" in schema["info"]["description"]
