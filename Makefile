@@ -17,7 +17,7 @@ PROMETHEUS_MULTIPROC_DIR ?= $(if $(filter-out 1,$(WEB_WORKERS)),var/prometheus,)
 START_SERVER = $(if $(PROMETHEUS_MULTIPROC_DIR),mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && rm -f $(PROMETHEUS_MULTIPROC_DIR)/*.db &&) \
 	LOG_FORMAT=$(LOG_FORMAT) $(if $(PROMETHEUS_MULTIPROC_DIR),PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR)) $(SERVE_$(SERVER))
 
-.PHONY: run test bench bench-ws install install-dev lint migrate seed serve worker beat clean
+.PHONY: run test bench bench-ws bench-boards install install-dev lint migrate seed serve worker beat clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,12 @@ bench: install-dev
 # (bench/ws.py; needs PostgreSQL and Redis on 127.0.0.1, like `make bench`).
 bench-ws: install-dev
 	$(PY) bench/ws.py $(ARGS)
+
+# Board reads at scale: one board of 1,000,000 players and 9 of 100,000 seeded straight into
+# Redis, top-100 / cursor / around-me measured with wrk, Redis bytes per entry (bench/boards.py).
+bench-boards: install-dev
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PY) bench/boards.py $(ARGS)
 
 test: install-dev .env.local var
 	$(PY) scripts/run_tests.py $(ARGS)

@@ -5,7 +5,10 @@ Creates a fresh benchmark database and Redis db, seeds players with tokens, star
 server, and measures with wrk (compiled, so the load generator takes little CPU):
   (a) pgbench running the hot path's own credit statement alone,
   (b) the server answering a constant JSON (GET /healthz),
-  (c) POST /api/scores at c=32 and c=128, every player inside its rate limits,
+  (c) POST /api/scores at c=32 and c=128, every player inside its rate limits, with
+      --boards boards defined besides the global one (default 5: every POST updates each),
+      and (post0) the same POST with only the global board, in the same run, alternated
+      --rounds times, for the ratio POST (N boards) / POST (0 boards),
   (d) GET /api/scoreboard at c=32 and c=128,
   (e) POST /api/scores/batch (500 actions a request).
 Prints one table with throughput, latency percentiles, errors and CPU per process, the
@@ -143,7 +146,7 @@ def profile_start(server_pid: int, seconds: int) -> list[subprocess.Popen]:
 LAYERS = [
     ("granian (HTTP server, Rust)", ("granian/",)),
     ("uvicorn (HTTP server; its socket writes run inline)", ("uvicorn/",)),
-    ("asyncio event loop", ("asyncio/", "selectors.py", "contextlib.py")),
+    ("asyncio event loop", ("asyncio/", "(selectors.py", "(contextlib.py")),
     ("redis-py", ("redis/",)),
     ("psycopg + pool", ("psycopg/", "psycopg_pool/")),
     ("JWT (PyJWT, simplejwt)", ("jwt/", "rest_framework_simplejwt/")),
@@ -318,48 +321,135 @@ def pgbench_sql() -> str:
     return "\\set uid random(:first, :last)\n\\set points random(1, 100)\n" + statement + ";\n"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--server", choices=["uvicorn", "granian", "daphne"], default="uvicorn")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--players", type=int, default=10_000)
-    parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--port", type=int, default=8100)
-    parser.add_argument(
-        "--postgres", default=os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-    )
-    parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8"))
-    parser.add_argument("--only", nargs="*", help="subset: pgbench constant post get batch")
-    parser.add_argument("--profile", action="store_true", help="py-spy the server during POST c=128")
-    parser.add_argument(
-        "--rules",
-        choices=["enforce", "off"],
-        default="enforce",
-        help="anti-fraud rules' mode (default: every rule enforced; off: their cost removed)",
-    )
-    options = parser.parse_args()
-    for tool in ("wrk", "pgbench"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is missing: apt-get install wrk postgresql-client")
+# The boards `make bench` defines besides the global one: every POST of the bench (action
+# type "quest", now) counts for each. More than five repeat the kinds in other time zones.
+BOARD_KINDS = [
+    {"code": "weekly", "title": "Weekly sum", "operator": "sum", "window": "weekly"},
+    {"code": "daily", "title": "Daily sum", "operator": "sum", "window": "daily"},
+    {"code": "monthly_best", "title": "Monthly best", "operator": "best", "window": "monthly"},
+    {"code": "event", "title": "Event", "operator": "sum", "window": "event", "event": True},
+    {
+        "code": "latest_quest",
+        "title": "Latest quest",
+        "operator": "latest",
+        "window": "all_time",
+        "action_types": ["quest"],
+    },
+]
+BOARD_PREFIX = "bench_"
+ZONES = ["UTC", "Europe/Paris", "America/New_York", "Asia/Tokyo"]
 
+
+def board_rows(count: int) -> list[dict]:
+    rows = []
+    for number in range(count):
+        kind = dict(BOARD_KINDS[number % len(BOARD_KINDS)])
+        lap = number // len(BOARD_KINDS)
+        kind["code"] = BOARD_PREFIX + kind["code"] + (f"_{lap + 1}" if lap else "")
+        kind["time_zone"] = ZONES[lap % len(ZONES)]
+        rows.append(kind)
+    return rows
+
+
+def boards_define(env: dict, count: int) -> None:
+    """Create `count` Board rows (enabled) in the bench database, through the ORM."""
+    code = (
+        "import json; from datetime import timedelta; from django.utils import timezone; "
+        "from leaderboard.models import Board; now = timezone.now(); "
+        f"rows = json.loads({json.dumps(json.dumps(board_rows(count)))}); "
+        "[Board.objects.create(code=r['code'], title=r['title'], operator=r['operator'], "
+        "window=r['window'], time_zone=r['time_zone'], action_types=r.get('action_types', []), "
+        "starts_at=now - timedelta(days=1) if r.get('event') else None, "
+        "ends_at=now + timedelta(days=7) if r.get('event') else None) for r in rows]; "
+        "print(sorted(Board.objects.filter(enabled=True).values_list('code', flat=True)))"
+    )
+    output = sh([PY, "manage.py", "shell", "-c", code], cwd=ROOT, env=env).stdout.strip()
+    print("boards enabled:", output.splitlines()[-1])
+
+
+def boards_enable(dsn: str, enabled: bool, wait: float) -> None:
+    """Enable or disable the bench boards (disabled: the hot path sees the global board only,
+    as with none defined), then wait for every server process's copy (BOARDS_CACHE_SECONDS)."""
     import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(
+            "UPDATE board SET enabled = %s WHERE code LIKE %s",
+            (enabled, BOARD_PREFIX.replace("_", "\\_") + "%"),
+        )
+    time.sleep(wait)
+
+
+def board_sizes(redis_url: str) -> dict[str, int]:
+    """Players per bench board-period in Redis (proof that the POSTs reached them)."""
     import redis
 
-    database = "scoreboard_bench"
-    with psycopg.connect(f"{options.postgres}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{database}"')
-    redis.Redis.from_url(options.redis).flushdb()
-    dsn = f"{options.postgres}/{database}"
-    if WORK.exists():
-        shutil.rmtree(WORK)
-    WORK.mkdir(parents=True)
-    env = {
+    client = redis.Redis.from_url(redis_url)
+    return {key.decode(): client.zcard(key) for key in sorted(client.scan_iter(f"board:{BOARD_PREFIX}*:idx"))}
+
+
+def server_command(server: str, workers: int, host: str, port: int) -> list[str]:
+    bind = [host, str(port)]
+    return {
+        "granian": [
+            str(Path(PY).parent / "granian"),
+            "--interface",
+            "asgi",
+            "--workers",
+            str(workers),
+            "--host",
+            bind[0],
+            "--port",
+            bind[1],
+            "--no-ws",
+            "--loop",
+            "uvloop",
+            "--log-level",
+            "warning",
+            "scoreboard_project.asgi:application",
+        ],
+        "uvicorn": [
+            str(Path(PY).parent / "uvicorn"),
+            "--workers",
+            str(workers),
+            "--host",
+            bind[0],
+            "--port",
+            bind[1],
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--loop",
+            "uvloop",
+            "--http",
+            "scoreboard_project.protocol:HotHttpToolsProtocol",
+            "--ws",
+            "websockets-sansio",
+            "--ws-per-message-deflate",
+            "false",
+            "--ws-max-size",
+            "4096",
+            "--no-proxy-headers",
+            "scoreboard_project.asgi:application",
+        ],
+        "daphne": [
+            str(Path(PY).parent / "daphne"),
+            "-b",
+            bind[0],
+            "-p",
+            bind[1],
+            "-v",
+            "0",
+            "scoreboard_project.asgi:application",
+        ],
+    }[server]
+
+
+def bench_env(dsn: str, redis_url: str) -> dict:
+    return {
         **os.environ,
         "DB_CONNECTION_STRING": dsn,
-        "REDIS_URL": options.redis,
+        "REDIS_URL": redis_url,
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "JWT_SECRET": secrets.token_urlsafe(50),
@@ -376,6 +466,68 @@ def main() -> int:
         "SUSPICIOUS_VELOCITY_THRESHOLD": "3000",
         "MANUAL_REVIEW_THRESHOLD": "200000",
     }
+
+
+def database_create(postgres: str, database: str) -> str:
+    import psycopg
+
+    with psycopg.connect(f"{postgres}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{database}"')
+    return f"{postgres}/{database}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--server", choices=["uvicorn", "granian", "daphne"], default="uvicorn")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--players", type=int, default=10_000)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument(
+        "--postgres", default=os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+    )
+    parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8"))
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        help="subset: pgbench constant post post0 get batch (post0: POST with only the global board)",
+    )
+    parser.add_argument(
+        "--boards",
+        type=int,
+        default=5,
+        help="boards defined besides the global one, each updated by every POST (default 5)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="POST with N boards and with none (post0), alternated this many times (default 2)",
+    )
+    parser.add_argument("--profile", action="store_true", help="py-spy the server during POST c=128")
+    parser.add_argument(
+        "--rules",
+        choices=["enforce", "off"],
+        default="enforce",
+        help="anti-fraud rules' mode (default: every rule enforced; off: their cost removed)",
+    )
+    options = parser.parse_args()
+    for tool in ("wrk", "pgbench"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is missing: apt-get install wrk postgresql-client")
+
+    import redis
+
+    database = "scoreboard_bench"
+    dsn = database_create(options.postgres, database)
+    redis.Redis.from_url(options.redis).flushdb()
+    if WORK.exists():
+        shutil.rmtree(WORK)
+    WORK.mkdir(parents=True)
+    env = bench_env(dsn, options.redis)
     (WORK / "env.json").write_text(
         json.dumps(
             {
@@ -410,64 +562,14 @@ def main() -> int:
         flush=True,
     )
     ids = [int(line) for line in (WORK / "user_ids.txt").read_text().split()]
+    if options.boards:
+        boards_define(env, options.boards)
 
     bind = ["127.0.0.1", str(options.port)]
-    server_command = {
-        "granian": [
-            str(Path(PY).parent / "granian"),
-            "--interface",
-            "asgi",
-            "--workers",
-            str(options.workers),
-            "--host",
-            bind[0],
-            "--port",
-            bind[1],
-            "--no-ws",
-            "--loop",
-            "uvloop",
-            "--log-level",
-            "warning",
-            "scoreboard_project.asgi:application",
-        ],
-        "uvicorn": [
-            str(Path(PY).parent / "uvicorn"),
-            "--workers",
-            str(options.workers),
-            "--host",
-            bind[0],
-            "--port",
-            bind[1],
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--loop",
-            "uvloop",
-            "--http",
-            "scoreboard_project.protocol:HotHttpToolsProtocol",
-            "--ws",
-            "websockets-sansio",
-            "--ws-per-message-deflate",
-            "false",
-            "--ws-max-size",
-            "4096",
-            "--no-proxy-headers",
-            "scoreboard_project.asgi:application",
-        ],
-        "daphne": [
-            str(Path(PY).parent / "daphne"),
-            "-b",
-            bind[0],
-            "-p",
-            bind[1],
-            "-v",
-            "0",
-            "scoreboard_project.asgi:application",
-        ],
-    }[options.server]
+    command = server_command(options.server, options.workers, bind[0], int(bind[1]))
     log = open(WORK / "server.log", "w")  # noqa: SIM115 (closed at the end)
     server = subprocess.Popen(
-        server_command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     url = f"http://{bind[0]}:{bind[1]}"
     results: dict[str, dict] = {}
@@ -477,7 +579,9 @@ def main() -> int:
         # Warm every worker's pools and caches before measuring.
         run_wrk("post.lua", [str(WORK), "2"], url=url, connections=32, seconds=3, meter=meter)
         run_wrk("get.lua", ["/api/scoreboard"], url=url, connections=32, seconds=2, meter=meter)
-        wanted = set(options.only or ["pgbench", "constant", "post", "get", "batch"])
+        wanted = set(options.only or ["pgbench", "constant", "post", "post0", "get", "batch"])
+        if not options.boards:
+            wanted.discard("post0")
         seconds = options.seconds
         if "pgbench" in wanted:
             print("(a) pgbench, the credit statement alone, c=32", flush=True)
@@ -497,14 +601,35 @@ def main() -> int:
                 results[f"constant c={connections}"] = run_wrk(
                     "get.lua", ["/healthz"], url=url, connections=connections, seconds=seconds, meter=meter
                 )
-        for connections in (32, 128):
-            if "post" in wanted:
-                print(f"(c) POST /api/scores, c={connections}", flush=True)
+        # POST with the boards (the figure of `make bench`) and, for post0, with only the
+        # global board: alternated (0, N, N, 0, ...) since the machine drifts.
+        configs = [True] if "post" in wanted else []
+        if "post0" in wanted:
+            configs = [False, *configs]
+        plan = []
+        for number in range(options.rounds if "post0" in wanted else 1):
+            plan += configs if number % 2 == 0 else configs[::-1]
+        enabled = bool(options.boards)
+        for number, with_boards in enumerate(plan):
+            if with_boards != enabled:
+                state = "enabled" if with_boards else "disabled"
+                print(f"    boards {state}; waiting for the servers' copies", flush=True)
+                boards_enable(dsn, with_boards, wait=6)
+                enabled = with_boards
+                run_wrk("post.lua", [str(WORK), "2"], url=url, connections=32, seconds=2, meter=meter)
+            lap = number // len(configs) + 1
+            label = "POST" if with_boards else "POST0"
+            for connections in (32, 128):
+                name = f"{label} c={connections}" + (f" #{lap}" if lap > 1 else "")
+                boards_note = f"{options.boards} boards" if with_boards else "global board only"
+                print(f"(c) POST /api/scores, c={connections}, {boards_note} (round {lap})", flush=True)
                 checkpoint(dsn)
                 spies = (
-                    profile_start(server.pid, seconds - 2) if options.profile and connections == 128 else []
+                    profile_start(server.pid, seconds - 2)
+                    if options.profile and connections == 128 and with_boards and lap == 1
+                    else []
                 )
-                results[f"POST c={connections}"] = run_wrk(
+                results[name] = run_wrk(
                     "post.lua",
                     [str(WORK), "2"],
                     url=url,
@@ -512,8 +637,12 @@ def main() -> int:
                     seconds=seconds,
                     meter=meter,
                 )
+                results[name]["boards"] = options.boards if with_boards else 0
                 for spy in spies:
                     spy.wait(timeout=60)
+        if not enabled:
+            boards_enable(dsn, True, wait=0)
+        sizes = board_sizes(options.redis) if options.boards else {}
         for connections in (32, 128):
             if "get" in wanted:
                 print(f"(d) GET /api/scoreboard, c={connections}", flush=True)
@@ -537,6 +666,17 @@ def main() -> int:
         log.close()
 
     ratios = {}
+    for connections in (32, 128):
+        with_boards = [
+            row["per_second"] for key, row in results.items() if key.startswith(f"POST c={connections}")
+        ]
+        without = [
+            row["per_second"] for key, row in results.items() if key.startswith(f"POST0 c={connections}")
+        ]
+        if with_boards and without:
+            ratios[f"POST {options.boards} boards / 0 boards c={connections}"] = round(
+                (sum(with_boards) / len(with_boards)) / (sum(without) / len(without)), 3
+            )
     if "pgbench c=32" in results:
         for name in ("POST c=32", "POST c=128"):
             if name in results:
@@ -549,7 +689,7 @@ def main() -> int:
             ratios[f"GET / constant c={connections}"] = round(get["per_second"] / constant["per_second"], 2)
 
     print()
-    header = f"{'measurement':<18}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}   CPU % (server / postgres / redis / loadgen)"
+    header = f"{'measurement':<20}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}   CPU % (server / postgres / redis / loadgen)"
     print(header)
     print("-" * len(header))
     for name, row in results.items():
@@ -561,12 +701,37 @@ def main() -> int:
         if "actions_per_second" in row:
             rate += f" ({row['actions_per_second']:.0f} actions/s)"
         print(
-            f"{name:<18}{rate:>10}{p50:>9}{p95:>9}{p99:>9}{row['errors']:>8}   "
+            f"{name:<20}{rate:>10}{p50:>9}{p95:>9}{p99:>9}{row['errors']:>8}   "
             f"{cpu['server']} / {cpu['postgres']} / {cpu['redis']} / {cpu['loadgen']}"
         )
     print()
     for name, value in ratios.items():
         print(f"{name}: {value}")
+    # CPU per request is steadier than throughput on a shared machine: the cost of the boards.
+    posts = {name: row for name, row in results.items() if name.startswith(("POST c=", "POST0 c="))}
+    if posts:
+        print("\nCPU per POST, microseconds (server / postgres / redis):")
+        for name, row in posts.items():
+            cpu = row["cpu_percent"]
+            row["cpu_us_per_request"] = per = {
+                group: round(cpu[group] / 100 / row["per_second"] * 1e6)
+                for group in ("server", "postgres", "redis")
+            }
+            print(f"  {name:<18}{per['server']:>6} / {per['postgres']:>5} / {per['redis']:>5}")
+        for group in ("server", "redis"):
+            means = []
+            for label in ("POST c=", "POST0 c="):
+                found = [
+                    row["cpu_us_per_request"][group] for name, row in posts.items() if name.startswith(label)
+                ]
+                means.append(sum(found) / len(found) if found else 0)
+            if all(means):
+                ratios[f"{group} CPU per POST, {options.boards} boards / 0 boards"] = round(
+                    means[0] / means[1], 2
+                )
+                print(f"{group} CPU per POST, {options.boards} boards / 0 boards: {means[0] / means[1]:.2f}")
+    if sizes:
+        print(f"\nplayers per bench board-period after the run: {sizes}")
     profile = profile_report() if options.profile else {}
     if profile:
         print(f"\nprofile of the server during POST c=128, self time ({profile['samples']} samples):")
@@ -585,8 +750,11 @@ def main() -> int:
                 "workers": options.workers,
                 "players": options.players,
                 "seconds": options.seconds,
+                "boards": board_rows(options.boards),
+                "rounds": options.rounds,
                 "results": results,
                 "ratios": ratios,
+                "board_sizes": sizes,
                 "profile": profile,
             },
             indent=2,
