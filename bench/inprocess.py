@@ -57,7 +57,7 @@ def stub_io() -> None:
         return [[b"", b"ok", 0, 29, 60000, 10, 10, 0, 0, 0, 0] for _ in args[11:]]
 
     async def record(client, keys, args):
-        return [[5] * ((len(args) - 2) // 5), 0]
+        return [[5] * args[2], 0, []]  # ARGV[3] is the record count
 
     async def credit(self, unique):
         now = datetime.now(UTC)

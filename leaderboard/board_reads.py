@@ -3,8 +3,13 @@ document them: parameters checked here, answers from leaderboard.board_selectors
 
 from __future__ import annotations
 
+import json
 import re
+import time
 
+from django.conf import settings
+
+from leaderboard import board as local_board
 from leaderboard.board_selectors import (
     MAX_LIMIT,
     MAX_RADIUS,
@@ -15,6 +20,19 @@ from leaderboard.board_selectors import (
 )
 from leaderboard.boards import BoardDef, boards_enabled_async
 from scoreboard_project.errors import InvalidAction, NotFound
+
+_encode_text = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _encode(body: dict) -> bytes:
+    return _encode_text(body).encode()
+
+
+def listen() -> None:
+    from leaderboard.events import listen as events_listen
+
+    events_listen()
+
 
 DEFAULT_LIMIT = 10
 DEFAULT_RADIUS = 5
@@ -61,11 +79,51 @@ async def boards_list() -> dict:
 
 
 async def board_read(code: str, query: dict[str, list[str]]) -> dict:
+    return json.loads(await board_read_body(code, query))
+
+
+# A page from the top is the same for every reader: its body is kept per process, keyed by
+# the board's definition, the period and the limit, while younger than LEADERBOARD_LOCAL_TTL
+# and while no change of that board was heard (the record script announces a change of a
+# board's top 10; a change further down shows within the TTL).
+_tops: dict[tuple[BoardDef, str, int], tuple[float, int, int, bytes]] = {}
+_changes: dict[str, int] = {}
+
+
+def board_pages_invalidate(codes: list[str] | None) -> None:
+    """These boards changed (None: any of them)."""
+    if codes is None:
+        _tops.clear()
+        return
+    for code in codes:
+        _changes[code] = _changes.get(code, 0) + 1
+
+
+async def board_read_body(code: str, query: dict[str, list[str]]) -> bytes:
+    """GET /api/boards/{code} as JSON bytes."""
     params = _single(query)
     board = await _board(code)
     limit = _int_param(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     period = period_resolve(board, params.get("period"))
-    return await board_page(board=board, period=period, limit=limit, cursor=params.get("cursor") or None)
+    cursor = params.get("cursor") or None
+    if cursor is not None:
+        return _encode(await board_page(board=board, period=period, limit=limit, cursor=cursor))
+    key = (board, period.key, limit)
+    found = _tops.get(key)
+    now = time.monotonic()
+    generation, changes = local_board.generation(), _changes.get(code, 0)
+    if (
+        found is not None
+        and now - found[0] < settings.LEADERBOARD_LOCAL_TTL
+        and found[1:3] == (generation, changes)
+    ):
+        return found[3]
+    listen()  # this loop hears the changes from now on
+    body = _encode(await board_page(board=board, period=period, limit=limit, cursor=None))
+    if len(_tops) > 10_000:
+        _tops.clear()
+    _tops[key] = (now, generation, changes, body)
+    return body
 
 
 async def board_around_read(code: str, query: dict[str, list[str]], *, user_id: int) -> dict:

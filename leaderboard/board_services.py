@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from redis.exceptions import WatchError
 
+from leaderboard.board_reads import board_pages_invalidate
 from leaderboard.board_selectors import (
     ARCHIVE_GRACE,
     Standing,
@@ -92,6 +93,7 @@ def board_rebuild(*, board: BoardDef, period: Period) -> int:
     late = _credited_since(board, period, started)
     if late:
         _entries_set(client, board, period, late)
+    board_pages_invalidate([board.code])
     board_changed_here()
     return len(standings)
 
@@ -163,6 +165,7 @@ def board_user_sync(*, user_id: int) -> None:
             changed.append(board.code)
         if changed:
             client.publish(boards_channel(), " ".join(changed))
+            board_pages_invalidate(changed)
     except RedisError:
         logger.error("redis unreachable; boards of user %s not synced; run rebuild_leaderboard", user_id)
 

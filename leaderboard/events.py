@@ -96,9 +96,13 @@ class Listener:
     @staticmethod
     def _boards_changed(loop, data: bytes | None) -> None:
         """`data`: the codes of the boards whose top 10 changed, space-separated (None: any)."""
+        from leaderboard.board_reads import board_pages_invalidate
+
+        codes = None if data is None else data.decode().split()
+        board_pages_invalidate(codes)
         hub = hubs.get(loop)
         if hub is not None and hub.feeds:  # no socket here follows another board: nothing to do
-            hub.boards_changed(None if data is None else data.decode().split())
+            hub.boards_changed(codes)
 
     @staticmethod
     def _score_changed(loop, data: bytes) -> None:

@@ -5,7 +5,7 @@ from urllib.parse import parse_qs
 
 from accounts.authentication import user_from_bearer_async
 from leaderboard.board import board_is_stale, board_json
-from leaderboard.board_reads import board_around_read, board_player_read, board_read, boards_list
+from leaderboard.board_reads import board_around_read, board_player_read, board_read_body, boards_list
 from scoreboard_project.errors import NotFound
 from scoreboard_project.hotpath import HotRequest, HotResponse, json_response
 
@@ -27,7 +27,7 @@ async def boards_endpoint(request: HotRequest) -> HotResponse:
         return json_response(200, await boards_list())
     if len(parts) == 2 and parts[1]:
         scope["route_template"] = "/api/boards/{code}"
-        return json_response(200, await board_read(parts[1], query))
+        return HotResponse(200, await board_read_body(parts[1], query))
     if len(parts) == 3 and parts[1] and parts[2] == "around-me":
         scope["route_template"] = "/api/boards/{code}/around-me"
         user = await user_from_bearer_async(request.header(b"authorization"))

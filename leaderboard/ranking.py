@@ -176,7 +176,7 @@ end
 if top_moved or announce then
   redis.call('PUBLISH', channel, redis.call('GET', version) or '0')
 end
-return {ranks, (top_moved or announce) and 1 or 0}
+return {ranks, (top_moved or announce) and 1 or 0, changed_list}
 """
 
 # Everything needed to build the top 10: the members down to the tenth score (ties

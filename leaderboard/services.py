@@ -16,6 +16,7 @@ from django.db import connection
 from django.utils.dateparse import parse_datetime
 
 from leaderboard.board import local_board_invalidate
+from leaderboard.board_reads import board_pages_invalidate
 from leaderboard.boards import (
     BoardDef,
     board_ops,
@@ -145,9 +146,11 @@ async def _record_in_redis(client, records: list[Record], board: str | None) -> 
     ]
     if board is None:
         _board_ops_add(await boards_enabled_async(), records, script_keys, args)
-    ranks, changed = await record_script(client, script_keys, args)
+    ranks, changed, boards_changed = await record_script(client, script_keys, args)
     if changed:
         local_board_invalidate()
+    if boards_changed:
+        board_pages_invalidate([code.decode() for code in boards_changed])
     return [int(rank) for rank in ranks]
 
 
