@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 
@@ -122,6 +123,7 @@ class PeriodKeys:
     at: str
 
 
+@lru_cache(maxsize=4096)
 def period_keys(code: str, period_key: str) -> PeriodKeys:
     base = f"board:{code}:{period_key}"
     return PeriodKeys(f"{base}:idx", f"{base}:at")

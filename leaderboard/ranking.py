@@ -66,7 +66,8 @@ def idempotency_key(action_id: str) -> str:
 # only by the call that first stores the record's answer, so a retried call adds nothing twice.
 # The codes of the boards whose top n changed are published on the boards channel.
 # KEYS: index, reached, top10, version, changed, scores, boards channel, then one idempotency
-# key per record, then per board operation: its period's index and member hash.
+# key per record, then per board operation its period's index (its member hash is the same
+# key ending in "at" instead of "idx").
 # ARGV: top_n, idempotency_ttl, record count, then per record: user_id, total,
 # reached_micros, status, points (status "" means: remember nothing and announce nothing);
 # then per board operation: record number (1-based), operator, sign, value, member,
@@ -75,47 +76,69 @@ RECORD_SCRIPT = """
 local index, reached, top, version, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local n, ttl, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local top_moved, announce = false, false
-local first_answer = {}
-for i = 1, count do
-  first_answer[i] = ARGV[7 + (i - 1) * 5] == '' or redis.call('EXISTS', KEYS[7 + i]) == 0
+-- Whether a record's answer is stored by this call (a "sum" is applied only then).
+local answered = {}
+local function first_answer(rec)
+  local known = answered[rec]
+  if known == nil then
+    known = ARGV[7 + (rec - 1) * 5] == '' or redis.call('EXISTS', KEYS[7 + rec]) == 0
+    answered[rec] = known
+  end
+  return known
 end
-local changed_boards, changed_list = {}, {}
-local ops_at = 4 + count * 5
+-- Per board: changed (its top n), and the n-th stored score before this call's first change
+-- of it (false: fewer than n entries). A change that leaves the top n as it was leaves the
+-- n-th entry as it was, so one read per board and call tells every change.
+local changed_boards, changed_list, tails = {}, {}, {}
+local ops_at, keys_at = 4 + count * 5, 7 + count
 for j = 0, (#ARGV - ops_at + 1) / 7 - 1 do
   local a = ops_at + j * 7
   local rec, op, sign = tonumber(ARGV[a]), ARGV[a + 1], tonumber(ARGV[a + 2])
   local value, new_member, expire, code = tonumber(ARGV[a + 3]), ARGV[a + 4], tonumber(ARGV[a + 5]), ARGV[a + 6]
-  local board, at = KEYS[7 + count + j * 2 + 1], KEYS[7 + count + j * 2 + 2]
+  local board = KEYS[keys_at + j + 1]
+  local at = string.sub(board, 1, -4) .. 'at'
   local user = ARGV[4 + (rec - 1) * 5]
   local old = redis.call('HGET', at, user)
-  local old_value = old and tonumber(redis.call('ZSCORE', board, old))
-  if old_value then old_value = old_value * sign end
   local later = not old or string.sub(new_member, 1, 16) >= string.sub(old, 1, 16)
-  local result
+  -- Stored scores are sign * value: lower is better.
+  local old_stored, stored
   if op == 'sum' then
-    if first_answer[rec] then
-      result = (old_value or 0) + value
+    if first_answer(rec) then
+      old_stored = old and tonumber(redis.call('ZSCORE', board, old))
+      stored = (old_stored or 0) + sign * value
       if not later then new_member = old end
     end
   elseif op == 'best' then
-    if not old_value or sign * value < sign * old_value then result = value end
+    old_stored = old and tonumber(redis.call('ZSCORE', board, old))
+    if not old_stored or sign * value < old_stored then stored = sign * value end
   elseif later then
-    result = value
+    stored = sign * value
   end
-  if result and (result ~= old_value or new_member ~= old) then
-    -- The n-th entry before the change: an entry at or above it, before or after, may have
-    -- changed the top n (ties at the n-th value are counted in, which is conservative).
-    local tail = not changed_boards[code] and redis.call('ZRANGE', board, n - 1, n - 1, 'WITHSCORES')
+  if stored then
+    local moved = false
+    if not changed_boards[code] then
+      local tail = tails[code]
+      if tail == nil then
+        local found = redis.call('ZRANGE', board, n - 1, n - 1, 'WITHSCORES')
+        tail = found[2] and tonumber(found[2]) or false
+        tails[code] = tail
+      end
+      moved = tail == false or stored <= tail
+      if not moved and old then
+        old_stored = old_stored or tonumber(redis.call('ZSCORE', board, old))
+        moved = old_stored ~= nil and old_stored <= tail
+      end
+    end
     if old then
       redis.call('ZREM', board, old)
     elseif expire > 0 then
       -- A player new to the period (a new period's key is made by its first player).
       redis.call('EXPIREAT', at, expire)
     end
-    redis.call('ZADD', board, sign * result, new_member)
+    redis.call('ZADD', board, stored, new_member)
     redis.call('HSET', at, user, new_member)
     if expire > 0 and not old then redis.call('EXPIREAT', board, expire) end
-    if tail and (not tail[2] or sign * result <= tonumber(tail[2]) or (old_value and sign * old_value <= tonumber(tail[2]))) then
+    if moved then
       changed_boards[code] = true
       changed_list[#changed_list + 1] = code
     end

@@ -165,8 +165,7 @@ def _board_ops_add(boards: dict[str, BoardDef], records: list[Record], keys: lis
             total=record.total,
             reached_at=record.reached_at,
         ):
-            where = period_keys(op.board.code, op.period.key)
-            keys += [where.index, where.at]
+            keys.append(period_keys(op.board.code, op.period.key).index)
             args += [
                 number,
                 op.operator,
