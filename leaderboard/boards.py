@@ -156,49 +156,50 @@ def expire_at(period: Period) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class BoardOp:
-    """One credit's change to one board-period, applied by the record script."""
+class BoardPlan:
+    """What a credit of one action type does to the boards, valid for credits reached in
+    [since, until): each board-period's index key, and per board its operator, sign, keys'
+    expiry, code and whether it takes the total (the global board) rather than the points."""
 
-    board: BoardDef
-    period: Period
-    operator: str  # "set" (the global board: the ledger's total), "sum", "best", "latest"
-    value: int
-    expires: int  # expire_at(period)
+    since: datetime | None
+    until: datetime | None
+    keys: tuple[str, ...]
+    ops: tuple[tuple[str, int, int, str, bool], ...]
 
-
-# The period each board's last credit fell in, with its keys' expiry: the next credit is
-# almost always in the same one (computing a period in a time zone costs microseconds).
-_last_period: dict[BoardDef, tuple[Period, int]] = {}
-
-
-def period_expiring(board: BoardDef, moment: datetime) -> tuple[Period, int] | None:
-    """`period_at` and `expire_at` of it, remembered per board."""
-    known = _last_period.get(board)
-    if known is not None:
-        period = known[0]
-        if period.starts_at is None or period.starts_at <= moment < period.ends_at:
-            return known
-    period = period_at(board, moment)
-    if period is None:
-        return None
-    if len(_last_period) > 1000:  # boards redefined many times: forget the old definitions
-        _last_period.clear()
-    known = _last_period[board] = (period, expire_at(period))
-    return known
+    def holds(self, moment: datetime) -> bool:
+        return (self.since is None or self.since <= moment) and (self.until is None or moment < self.until)
 
 
-def board_ops(
-    boards: dict[str, BoardDef], *, action_type: str | None, points: int, total: int, reached_at: datetime
-) -> list[BoardOp]:
+# (the board copy, action type) -> its plan: the next credit of that type almost always falls
+# in the same periods (computing a period in a time zone costs microseconds a board).
+_plans: dict[tuple[int, str | None], tuple[dict, BoardPlan]] = {}
+
+
+def board_plan(boards: dict[str, BoardDef], *, action_type: str | None, reached_at: datetime) -> BoardPlan:
     """The boards a credited action counts for, each in the period its moment falls in
     (`action_type` None: a total to index, not a credit; only the global board takes it)."""
-    ops = []
+    key = (id(boards), action_type)
+    found = _plans.get(key)
+    if found is not None and found[0] is boards and found[1].holds(reached_at):
+        return found[1]
+    since = until = None
+    keys, ops = [], []
     for board in boards.values():
-        if board.is_global:
-            period, expires = period_expiring(board, reached_at)
-            ops.append(BoardOp(board, period, "set", total, expires))
-        elif action_type is not None and board.counts(action_type):
-            found = period_expiring(board, reached_at)
-            if found is not None:
-                ops.append(BoardOp(board, found[0], board.operator, points, found[1]))
-    return ops
+        if not board.is_global and (action_type is None or not board.counts(action_type)):
+            continue
+        period = period_at(board, reached_at)
+        if period is None:  # an event outside its bounds: it may begin later
+            if board.starts_at > reached_at and (until is None or board.starts_at < until):
+                until = board.starts_at
+            continue
+        if period.starts_at is not None:
+            since = period.starts_at if since is None else max(since, period.starts_at)
+            until = period.ends_at if until is None else min(until, period.ends_at)
+        keys.append(period_keys(board.code, period.key).index)
+        operator = "set" if board.is_global else board.operator
+        ops.append((operator, board.sign, expire_at(period), board.code, board.is_global))
+    plan = BoardPlan(since, until, tuple(keys), tuple(ops))
+    if len(_plans) > 1000:  # many copies of the boards over time: drop the old ones
+        _plans.clear()
+    _plans[key] = (boards, plan)
+    return plan

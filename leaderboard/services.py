@@ -17,14 +17,7 @@ from django.utils.dateparse import parse_datetime
 
 from leaderboard.board import local_board_invalidate
 from leaderboard.board_reads import board_pages_invalidate
-from leaderboard.boards import (
-    BoardDef,
-    board_ops,
-    boards_channel,
-    boards_enabled_async,
-    member,
-    period_keys,
-)
+from leaderboard.boards import BoardDef, board_plan, boards_channel, boards_enabled_async, member
 from leaderboard.events import board_changed_here, score_changed_here
 from leaderboard.ranking import NAMES_KEY, TOP_N, idempotency_key, record_script
 from leaderboard.selectors import board_keys, ranked_scores, user_rank_from_db
@@ -157,24 +150,23 @@ async def _record_in_redis(client, records: list[Record], board: str | None) -> 
 def _board_ops_add(boards: dict[str, BoardDef], records: list[Record], keys: list, args: list) -> None:
     """Append each record's board operations to the record script's keys and arguments."""
     for number, record in enumerate(records, 1):
+        plan = board_plan(
+            boards, action_type=record.action_type if record.status else None, reached_at=record.reached_at
+        )
+        if not plan.ops:
+            continue
+        keys += plan.keys
         text = member(micros(record.reached_at), record.user_id)
-        for op in board_ops(
-            boards,
-            action_type=record.action_type if record.status else None,
-            points=record.points,
-            total=record.total,
-            reached_at=record.reached_at,
-        ):
-            keys.append(period_keys(op.board.code, op.period.key).index)
-            args += [
+        for operator, sign, expires, code, takes_total in plan.ops:
+            args += (
                 number,
-                op.operator,
-                op.board.sign,
-                op.value,
+                operator,
+                sign,
+                record.total if takes_total else record.points,
                 text,
-                op.expires,
-                op.board.code,
-            ]
+                expires,
+                code,
+            )
 
 
 def leaderboard_name_set(*, user_id: int, username: str) -> None:
