@@ -66,12 +66,13 @@ def idempotency_key(action_id: str) -> str:
 # only by the call that first stores the record's answer, so a retried call adds nothing twice.
 # The codes of the boards whose top n changed are published on the boards channel.
 # KEYS: index, reached, top10, version, changed, scores, boards channel, then one idempotency
-# key per record, then per board operation its period's index (its member hash is the same
-# key ending in "at" instead of "idx").
+# key per record, then the index of each board-period the call touches (its member hash is
+# the same key ending in "at" instead of "idx").
 # ARGV: top_n, idempotency_ttl, record count, then per record: user_id, total,
 # reached_micros, status, points (status "" means: remember nothing and announce nothing);
-# then per board operation: record number (1-based), operator, sign, value, member,
-# expire_at (epoch seconds, 0: never), board code.
+# then the number of board-periods and, per board-period: operator ("set" takes the total,
+# the others the points), sign, expire_at (epoch seconds, 0: never), board code; then per
+# record: its member and the numbers (1-based) of the board-periods it counts for.
 RECORD_SCRIPT = """
 local index, reached, top, version, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local n, ttl, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -90,12 +91,26 @@ end
 -- of it (false: fewer than n entries). A change that leaves the top n as it was leaves the
 -- n-th entry as it was, so one read per board and call tells every change.
 local changed_boards, changed_list, tails = {}, {}, {}
-local ops_at, keys_at = 4 + count * 5, 7 + count
-for j = 0, (#ARGV - ops_at + 1) / 7 - 1 do
-  local a = ops_at + j * 7
-  local rec, op, sign = tonumber(ARGV[a]), ARGV[a + 1], tonumber(ARGV[a + 2])
-  local value, new_member, expire, code = tonumber(ARGV[a + 3]), ARGV[a + 4], tonumber(ARGV[a + 5]), ARGV[a + 6]
-  local board = KEYS[keys_at + j + 1]
+-- The board-periods of this call, once each: operator, sign, expire_at, code (their index
+-- keys follow the idempotency keys); then per record its member and the numbers of the
+-- board-periods it counts for, space-separated.
+local boards_at = 4 + count * 5
+local nboards = tonumber(ARGV[boards_at] or '0')
+local records_at = boards_at + 1 + nboards * 4
+local ops = {}
+for rec = 1, (nboards > 0) and count or 0 do
+  local list = ARGV[records_at + (rec - 1) * 2 + 1]
+  for number in string.gmatch(list, '%d+') do
+    ops[#ops + 1] = {rec, tonumber(number)}
+  end
+end
+for _, pair in ipairs(ops) do
+  local rec, b = pair[1], pair[2]
+  local a = boards_at + 1 + (b - 1) * 4
+  local op, sign, expire, code = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3]
+  local value = tonumber(op == 'set' and ARGV[5 + (rec - 1) * 5] or ARGV[8 + (rec - 1) * 5])
+  local new_member = ARGV[records_at + (rec - 1) * 2]
+  local board = KEYS[7 + count + b]
   local at = string.sub(board, 1, -4) .. 'at'
   local user = ARGV[4 + (rec - 1) * 5]
   local old = redis.call('HGET', at, user)

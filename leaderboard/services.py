@@ -148,25 +148,28 @@ async def _record_in_redis(client, records: list[Record], board: str | None) -> 
 
 
 def _board_ops_add(boards: dict[str, BoardDef], records: list[Record], keys: list, args: list) -> None:
-    """Append each record's board operations to the record script's keys and arguments."""
-    for number, record in enumerate(records, 1):
+    """Append the records' board operations to the record script's keys and arguments: each
+    board-period the call touches once, then per record its member and board-periods."""
+    numbers: dict[str, int] = {}
+    table: list = []
+    per_record: list = []
+    for record in records:
         plan = board_plan(
             boards, action_type=record.action_type if record.status else None, reached_at=record.reached_at
         )
-        if not plan.ops:
-            continue
-        keys += plan.keys
-        text = member(micros(record.reached_at), record.user_id)
-        for operator, sign, expires, code, takes_total in plan.ops:
-            args += (
-                number,
-                operator,
-                sign,
-                record.total if takes_total else record.points,
-                text,
-                expires,
-                code,
-            )
+        mine = []
+        for key, (operator, sign, expires, code, _total) in zip(plan.keys, plan.ops, strict=True):
+            number = numbers.get(key)
+            if number is None:
+                number = numbers[key] = len(numbers) + 1
+                keys.append(key)
+                table += (operator, sign, expires, code)
+            mine.append(number)
+        per_record += (member(micros(record.reached_at), record.user_id), " ".join(map(str, mine)))
+    if numbers:
+        args.append(len(numbers))
+        args += table
+        args += per_record
 
 
 def leaderboard_name_set(*, user_id: int, username: str) -> None:
