@@ -376,13 +376,7 @@ def main() -> int:
     for measurement, folder in PROFILED.items() if options.profile else ():
         bench.WORK = WORK / folder
         profile[measurement] = found = bench.profile_report()
-        if found:
-            print(f"\nprofile of the server during {measurement}, self time ({found['samples']} samples):")
-            for name, share in found["layers"].items():
-                print(f"{share:6.1f} %  {name}")
-            print("busiest functions:")
-            for name, share in found["functions"]:
-                print(f"{share:6.1f} %  {name[:140]}")
+        bench.profile_print(found, measurement)
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     output = RESULTS / f"boards-{stamp}.json"

@@ -197,6 +197,18 @@ def profile_report(limit: int = 20) -> dict:
     }
 
 
+def profile_print(profile: dict, during: str) -> None:
+    """A profile_report() as text: the layers, then the busiest functions."""
+    if not profile:
+        return
+    print(f"\nprofile of the server during {during}, self time ({profile['samples']} samples):")
+    for name, share in profile["layers"].items():
+        print(f"{share:6.1f} %  {name}")
+    print("busiest functions:")
+    for name, share in profile["functions"]:
+        print(f"{share:6.1f} %  {name[:140]}")
+
+
 def wait_http(url: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -733,13 +745,7 @@ def main() -> int:
     if sizes:
         print(f"\nplayers per bench board-period after the run: {sizes}")
     profile = profile_report() if options.profile else {}
-    if profile:
-        print(f"\nprofile of the server during POST c=128, self time ({profile['samples']} samples):")
-        for name, share in profile["layers"].items():
-            print(f"{share:6.1f} %  {name}")
-        print("busiest functions:")
-        for name, share in profile["functions"]:
-            print(f"{share:6.1f} %  {name[:140]}")
+    profile_print(profile, "POST c=128")
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     output = RESULTS / f"bench-{stamp}-{options.server}.json"
