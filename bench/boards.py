@@ -18,7 +18,7 @@ wrk, at c=1 (top-100 and around-me: the service time, no queueing), c=32 and c=1
                 tokens (bench/around.lua)
 and the same top-100 and around-me on a 100,000-entry board at c=128.
 Also Redis memory: INFO used_memory before and after seeding the big board's two keys, and
-MEMORY USAGE of its idx (sorted set) and at (hash) keys, in bytes per entry.
+MEMORY USAGE of its idx (sorted set), and what the players' hashes took, in bytes per entry.
 Prints one table and writes it all to bench/results/boards-*.json.
 """
 
@@ -78,7 +78,7 @@ def seed_redis(players: int, other_size: int, boards: int, out: Path) -> None:
     from django.utils import timezone
 
     from leaderboard.board_selectors import cursor_encode
-    from leaderboard.boards import BoardDef, member, period_keys
+    from leaderboard.boards import BoardDef, member, period_keys, player_entry_text, player_key
     from leaderboard.models import Board
     from leaderboard.periods import period_at
     from leaderboard.ranking import NAMES_KEY
@@ -113,14 +113,15 @@ def seed_redis(players: int, other_size: int, boards: int, out: Path) -> None:
         before = client.info("memory")["used_memory"]
         started = time.monotonic()
         for first in range(0, len(ids), CHUNK):
-            scores, at = {}, {}
+            scores, held = {}, {}
             for user_id in ids[first : first + CHUNK]:
                 text = member(rng.randint(earliest, now_micros), user_id)
                 scores[text] = board.sign * rng.randint(1, top)
-                at[user_id] = text
+                held[user_id] = player_entry_text(period.key, text, int(scores[text]))
             with client.pipeline(transaction=False) as pipe:
                 pipe.zadd(keys.index, scores)
-                pipe.hset(keys.at, mapping=at)
+                for user_id, value in held.items():
+                    pipe.hset(player_key(user_id), code, value)
                 pipe.execute()
         seconds = time.monotonic() - started
         after = client.info("memory")["used_memory"]
@@ -137,7 +138,8 @@ def seed_redis(players: int, other_size: int, boards: int, out: Path) -> None:
         }
         if number == 0:
             index_bytes = client.memory_usage(keys.index, samples=0)
-            at_bytes = client.memory_usage(keys.at, samples=0)
+            # The players' hashes (one key per player, this board's field in each): the rest.
+            at_bytes = after - before - index_bytes
             entry.update(
                 {
                     "index_key": keys.index,
@@ -147,7 +149,7 @@ def seed_redis(players: int, other_size: int, boards: int, out: Path) -> None:
                     "at_bytes_per_entry": round(at_bytes / size, 1),
                     "used_memory_bytes_per_entry": round((after - before) / size, 1),
                     "encoding_idx": client.object("encoding", keys.index).decode(),
-                    "encoding_at": client.object("encoding", keys.at).decode(),
+                    "encoding_at": client.object("encoding", player_key(ids[0])).decode(),
                 }
             )
             middle = size // 2
@@ -342,7 +344,7 @@ def main() -> int:
     print()
     print(
         f"board big: {big['entries']:,} entries; Redis MEMORY USAGE idx {big['idx_memory_usage']:,} B "
-        f"({big['idx_bytes_per_entry']} B/entry, {big['encoding_idx']}), at {big['at_memory_usage']:,} B "
+        f"({big['idx_bytes_per_entry']} B/entry, {big['encoding_idx']}), player hashes {big['at_memory_usage']:,} B "
         f"({big['at_bytes_per_entry']} B/entry, {big['encoding_at']}); INFO used_memory grew "
         f"{big['used_memory_delta']:,} B ({big['used_memory_bytes_per_entry']} B/entry, both keys)"
     )

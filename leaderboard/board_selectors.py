@@ -22,7 +22,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from leaderboard import board as local_board
-from leaderboard.boards import BoardDef, member, member_micros, member_user, period_keys
+from leaderboard.boards import BoardDef, member, member_micros, member_user, period_keys, player_key
 from leaderboard.periods import Period, period_at, period_before, period_parse
 from leaderboard.ranking import NAMES_KEY
 from leaderboard.selectors import iso_from_micros, ranked_scores, usernames
@@ -54,7 +54,8 @@ class Standing:
 
 
 # Read a slice of a board-period in board order, with what ranks need.
-# KEYS: index, member hash, names. ARGV: mode, a, b, count.
+# KEYS: index, the player's hash (mode "around"; else the index again), names.
+# ARGV: mode, a, b, count, board code, period key.
 #   mode "top": from position a (0-based); "cursor": after the entry (score a, member b),
 #   present or not; "around": player a, with count entries above and below.
 # Returns {start, members and scores, usernames, per entry the number of entries strictly
@@ -72,8 +73,10 @@ elseif mode == 'cursor' then
   if added == 1 then redis.call('ZREM', index, ARGV[3]) else first = first + 1 end
   last = first + count - 1
 else
-  local own = redis.call('HGET', at, ARGV[2])
-  local position = own and redis.call('ZRANK', index, own)
+  local held = redis.call('HGET', at, ARGV[5])
+  local period, own = false, false
+  if held then period, own = string.match(held, '^([^|]*)|([^|]*)|') end
+  local position = own and period == ARGV[6] and redis.call('ZRANK', index, own)
   if not position then return {-1, redis.call('ZCARD', index)} end
   first = math.max(0, position - count)
   last = position + count
@@ -241,7 +244,10 @@ async def _read(board: BoardDef, period: Period, mode: str, a, b, count: int) ->
         standings = await aio.db_call(board_archive)(board=board, period=period)
         return await _slice_of(board, standings, mode, a, b, count)
     client = aio.async_redis()
-    if client is not None:
+    # Player hashes name entries of the current period only: a player's place in a closed
+    # period (in its first minute, before the archive) is found in the ledger.
+    closed = period.ends_at is not None and period.ends_at <= timezone.now()
+    if client is not None and not (closed and mode == "around"):
         try:
             return await _read_redis(client, board, period, mode, a, b, count)
         except RedisError as error:
@@ -250,8 +256,9 @@ async def _read(board: BoardDef, period: Period, mode: str, a, b, count: int) ->
 
 
 async def _read_redis(client, board: BoardDef, period: Period, mode: str, a, b, count: int) -> Slice:
-    keys = period_keys(board.code, period.key)
-    found = await read_script(client, [keys.index, keys.at, NAMES_KEY], [mode, a, b, count])
+    index = period_keys(board.code, period.key).index
+    holder = player_key(int(a)) if mode == "around" else index
+    found = await read_script(client, [index, holder, NAMES_KEY], [mode, a, b, count, board.code, period.key])
     if found[0] == -1:
         return Slice(-1, [], [], {}, int(found[1]))
     first, members, names, better, players = found

@@ -29,6 +29,9 @@ from leaderboard.boards import (
     member,
     member_user,
     period_keys,
+    player_entry,
+    player_entry_text,
+    player_key,
 )
 from leaderboard.events import board_changed_here
 from leaderboard.models import Board, BoardArchive, BoardStanding
@@ -61,38 +64,44 @@ def live_periods(board: BoardDef, now: datetime | None = None) -> list[Period]:
     return [current] + ([previous] if previous is not None else [])
 
 
-def board_rebuild(*, board: BoardDef, period: Period) -> int:
+def board_rebuild(*, board: BoardDef, period: Period, players: bool = True) -> int:
     """Recreate a board-period's index from the ledger and swap it in atomically; return its
-    size. Players credited while the ledger was read are folded again afterwards."""
+    size. With `players` (the board's current period), each player's entry in their player
+    hash is written first; players credited while the ledger was read are set again after
+    the swap, the snapshot's member removed with the one their hash names."""
     client = redis_client()
     standings = board_standings(board, period)
     if client is None:
         return len(standings)
     started = timezone.now() - timedelta(seconds=5)
-    keys = period_keys(board.code, period.key)
-    suffix = uuid.uuid4().hex
-    index_tmp, at_tmp = f"{keys.index}:rebuild:{suffix}", f"{keys.at}:rebuild:{suffix}"
+    index = period_keys(board.code, period.key).index
+    index_tmp = f"{index}:rebuild:{uuid.uuid4().hex}"
     for start in range(0, len(standings), CHUNK):
         chunk = standings[start : start + CHUNK]
         with client.pipeline(transaction=False) as pipe:
             pipe.zadd(index_tmp, {member(s.reached_micros, s.user_id): board.sign * s.value for s in chunk})
-            pipe.hset(at_tmp, mapping={str(s.user_id): member(s.reached_micros, s.user_id) for s in chunk})
+            for s in chunk if players else ():
+                text = member(s.reached_micros, s.user_id)
+                pipe.hset(
+                    player_key(s.user_id),
+                    board.code,
+                    player_entry_text(period.key, text, board.sign * s.value),
+                )
             pipe.execute()
     expires = expire_at(period)
     with client.pipeline(transaction=True) as pipe:
         if standings:
-            pipe.rename(index_tmp, keys.index)
-            pipe.rename(at_tmp, keys.at)
+            pipe.rename(index_tmp, index)
             if expires:
-                pipe.expireat(keys.index, expires)
-                pipe.expireat(keys.at, expires)
+                pipe.expireat(index, expires)
         else:
-            pipe.delete(keys.index, keys.at)
+            pipe.delete(index)
         pipe.publish(boards_channel(), board.code)
         pipe.execute()
     late = _credited_since(board, period, started)
-    if late:
-        _entries_set(client, board, period, late)
+    if late and players:
+        snapshot = {s.user_id: member(s.reached_micros, s.user_id) for s in standings if s.user_id in late}
+        _entries_set(client, board, period, late, stale=snapshot)
     board_pages_invalidate([board.code])
     board_changed_here()
     return len(standings)
@@ -124,31 +133,38 @@ def _player_standing(board: BoardDef, period: Period, user_id: int) -> Standing 
     return Standing(user_id, value, _micros(reached))
 
 
-def _entries_set(client, board: BoardDef, period: Period, user_ids: set[int]) -> None:
-    """Make these players' entries on a board-period equal the database's."""
-    keys = period_keys(board.code, period.key)
+def _entries_set(
+    client, board: BoardDef, period: Period, user_ids: set[int], stale: dict[int, str] | None = None
+) -> None:
+    """Make these players' entries on a board's current period equal the database's (and
+    remove `stale` members of theirs that their hash no longer names)."""
+    index = period_keys(board.code, period.key).index
     expires = expire_at(period)
     for user_id in sorted(user_ids):
         standing = _player_standing(board, period, user_id)
+        holder = player_key(user_id)
         with client.pipeline(transaction=True) as pipe:
-            pipe.watch(keys.at)
-            old = pipe.hget(keys.at, str(user_id))
+            pipe.watch(holder)
+            held = player_entry(pipe.hget(holder, board.code), period.key)
             pipe.multi()
-            if old is not None:
-                pipe.zrem(keys.index, old)
-                pipe.hdel(keys.at, str(user_id))
-            if standing is not None:
+            gone = {text for text in ((held or (None,))[0], (stale or {}).get(user_id)) if text}
+            if gone:
+                pipe.zrem(index, *gone)
+            if standing is None:
+                if held is not None:
+                    pipe.hdel(holder, board.code)
+            else:
                 text = member(standing.reached_micros, user_id)
-                pipe.zadd(keys.index, {text: board.sign * standing.value})
-                pipe.hset(keys.at, str(user_id), text)
+                stored = board.sign * standing.value
+                pipe.zadd(index, {text: stored})
+                pipe.hset(holder, board.code, player_entry_text(period.key, text, stored))
                 if expires:
-                    pipe.expireat(keys.index, expires)
-                    pipe.expireat(keys.at, expires)
+                    pipe.expireat(index, expires)
             try:
                 pipe.execute()
             except WatchError:  # a credit moved the entry meanwhile; read it again
                 logger.info("board %s entry of %s moved during a sync; retried", board.code, user_id)
-                _entries_set(client, board, period, {user_id})
+                _entries_set(client, board, period, {user_id}, stale)
 
 
 def board_user_sync(*, user_id: int) -> None:
@@ -160,8 +176,9 @@ def board_user_sync(*, user_id: int) -> None:
     changed = []
     try:
         for board in boards_enabled().values():
-            for period in live_periods(board):
-                _entries_set(client, board, period, {user_id})
+            # The current period; a closed one is read from the ledger's archive, which
+            # leaves out banned and inactive players.
+            _entries_set(client, board, live_periods(board)[0], {user_id})
             changed.append(board.code)
         if changed:
             client.publish(boards_channel(), " ".join(changed))
@@ -179,8 +196,9 @@ def boards_rebuild(*, codes: list[str] | None = None) -> dict[tuple[str, str], i
     for board in boards_enabled().values():
         if codes and board.code not in codes:
             continue
-        for period in live_periods(board):
-            sizes[(board.code, period.key)] = board_rebuild(board=board, period=period)
+        for position, period in enumerate(live_periods(board)):
+            # Player hashes name entries of the current period (the first) only.
+            sizes[(board.code, period.key)] = board_rebuild(board=board, period=period, players=position == 0)
     return sizes
 
 
@@ -201,16 +219,20 @@ def boards_check() -> list[BoardDifference]:
     found = []
     for board in boards_enabled().values():
         for period in live_periods(board):
-            keys = period_keys(board.code, period.key)
-            index = {
-                member_user(text.decode()): board.sign * int(score)
-                for text, score in client.zrange(keys.index, 0, -1, withscores=True)
-            }
+            index: dict[int, int] = {}
+            twice: set[int] = set()  # a player with two entries is a difference too
+            for text, score in client.zrange(
+                period_keys(board.code, period.key).index, 0, -1, withscores=True
+            ):
+                user_id = member_user(text.decode())
+                if user_id in index:
+                    twice.add(user_id)
+                index[user_id] = board.sign * int(score)
             database = {standing.user_id: standing.value for standing in board_standings(board, period)}
             found += [
                 BoardDifference(board.code, period.key, user_id, index.get(user_id), database.get(user_id))
                 for user_id in sorted(set(index) | set(database))
-                if index.get(user_id) != database.get(user_id)
+                if index.get(user_id) != database.get(user_id) or user_id in twice
             ]
     return found
 

@@ -5,7 +5,9 @@ Key layout of a board's period (beside the global board's own index, see leaderb
                              epoch microseconds, user id, zero-padded) -> the value, negated on
                              boards where higher is better: ascending order is board order,
                              equal values by who reached them first, then by user id
-  board:{code}:{period}:at   hash        user_id -> that player's member in idx
+  boards:player:{user_id}    hash        code -> "period|member|stored" of the player's entry in
+                             the board's current period (one hash for all of a player's boards:
+                             a credit reads and writes it once, whatever the number of boards)
   {prefix}:boards:changed    channel     "code code ..." of the boards whose top 10 changed
 Windowed periods expire one full period after they end (the archive keeps their standings).
 """
@@ -120,13 +122,29 @@ def boards_forget() -> None:
 @dataclass(frozen=True, slots=True)
 class PeriodKeys:
     index: str
-    at: str
 
 
 @lru_cache(maxsize=4096)
 def period_keys(code: str, period_key: str) -> PeriodKeys:
-    base = f"board:{code}:{period_key}"
-    return PeriodKeys(f"{base}:idx", f"{base}:at")
+    return PeriodKeys(f"board:{code}:{period_key}:idx")
+
+
+def player_key(user_id: int) -> str:
+    return f"boards:player:{user_id}"
+
+
+def player_entry(value: bytes | str | None, period_key: str) -> tuple[str, int] | None:
+    """(member, stored score) of a player's entry held for `period_key`, from the player hash."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode()
+    period, text, stored = value.split("|")
+    return (text, int(float(stored))) if period == period_key else None
+
+
+def player_entry_text(period_key: str, text: str, stored: int) -> str:
+    return f"{period_key}|{text}|{stored}"
 
 
 def boards_channel() -> str:
@@ -158,13 +176,14 @@ def expire_at(period: Period) -> int:
 @dataclass(frozen=True, slots=True)
 class BoardPlan:
     """What a credit of one action type does to the boards, valid for credits reached in
-    [since, until): each board-period's index key, and per board its operator, sign, keys'
-    expiry, code and whether it takes the total (the global board) rather than the points."""
+    [since, until): each board-period's index key, and per board its operator, sign, index
+    expiry, code, whether it takes the total (the global board) rather than the points, and
+    its period's key."""
 
     since: datetime | None
     until: datetime | None
     keys: tuple[str, ...]
-    ops: tuple[tuple[str, int, int, str, bool], ...]
+    ops: tuple[tuple[str, int, int, str, bool, str], ...]
 
     def holds(self, moment: datetime) -> bool:
         return (self.since is None or self.since <= moment) and (self.until is None or moment < self.until)
@@ -197,7 +216,7 @@ def board_plan(boards: dict[str, BoardDef], *, action_type: str | None, reached_
             until = period.ends_at if until is None else min(until, period.ends_at)
         keys.append(period_keys(board.code, period.key).index)
         operator = "set" if board.is_global else board.operator
-        ops.append((operator, board.sign, expire_at(period), board.code, board.is_global))
+        ops.append((operator, board.sign, expire_at(period), board.code, board.is_global, period.key))
     plan = BoardPlan(since, until, tuple(keys), tuple(ops))
     if len(_plans) > 1000:  # many copies of the boards over time: drop the old ones
         _plans.clear()

@@ -66,13 +66,13 @@ def idempotency_key(action_id: str) -> str:
 # only by the call that first stores the record's answer, so a retried call adds nothing twice.
 # The codes of the boards whose top n changed are published on the boards channel.
 # KEYS: index, reached, top10, version, changed, scores, boards channel, then one idempotency
-# key per record, then the index of each board-period the call touches (its member hash is
-# the same key ending in "at" instead of "idx").
+# key per record, then the index of each board-period the call touches, then each record's
+# player hash (leaderboard.boards.player_key).
 # ARGV: top_n, idempotency_ttl, record count, then per record: user_id, total,
 # reached_micros, status, points (status "" means: remember nothing and announce nothing);
 # then the number of board-periods and, per board-period: operator ("set" takes the total,
-# the others the points), sign, expire_at (epoch seconds, 0: never), board code; then per
-# record: its member and the numbers (1-based) of the board-periods it counts for.
+# the others the points), sign, expire_at (epoch seconds, 0: never), board code, period key;
+# then per record: its member and the numbers (1-based) of the board-periods it counts for.
 RECORD_SCRIPT = """
 local index, reached, top, version, channel = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local n, ttl, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -90,73 +90,75 @@ end
 -- Per board: changed (its top n), and the n-th stored score before this call's first change
 -- of it (false: fewer than n entries). A change that leaves the top n as it was leaves the
 -- n-th entry as it was, so one read per board and call tells every change.
-local changed_boards, changed_list, tails = {}, {}, {}
--- The board-periods of this call, once each: operator, sign, expire_at, code (their index
--- keys follow the idempotency keys); then per record its member and the numbers of the
--- board-periods it counts for, space-separated.
+local changed_boards, changed_list, tails, expiring = {}, {}, {}, {}
+-- The board-periods of this call, once each: operator, sign, expire_at, code, period (their
+-- index keys follow the idempotency keys, then each record's player hash); then per record
+-- its member and the numbers of the board-periods it counts for, space-separated.
 local boards_at = 4 + count * 5
 local nboards = tonumber(ARGV[boards_at] or '0')
-local records_at = boards_at + 1 + nboards * 4
-local ops = {}
+local records_at = boards_at + 1 + nboards * 5
 for rec = 1, (nboards > 0) and count or 0 do
   local list = ARGV[records_at + (rec - 1) * 2 + 1]
+  local numbers, fields = {}, {}
   for number in string.gmatch(list, '%d+') do
-    ops[#ops + 1] = {rec, tonumber(number)}
+    numbers[#numbers + 1] = tonumber(number)
+    fields[#fields + 1] = ARGV[boards_at + 1 + (tonumber(number) - 1) * 5 + 3]
   end
-end
-for _, pair in ipairs(ops) do
-  local rec, b = pair[1], pair[2]
-  local a = boards_at + 1 + (b - 1) * 4
-  local op, sign, expire, code = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3]
-  local value = tonumber(op == 'set' and ARGV[5 + (rec - 1) * 5] or ARGV[8 + (rec - 1) * 5])
-  local new_member = ARGV[records_at + (rec - 1) * 2]
-  local board = KEYS[7 + count + b]
-  local at = string.sub(board, 1, -4) .. 'at'
-  local user = ARGV[4 + (rec - 1) * 5]
-  local old = redis.call('HGET', at, user)
-  local later = not old or string.sub(new_member, 1, 16) >= string.sub(old, 1, 16)
-  -- Stored scores are sign * value: lower is better.
-  local old_stored, stored
-  if op == 'sum' then
-    if first_answer(rec) then
-      old_stored = old and tonumber(redis.call('ZSCORE', board, old))
-      stored = (old_stored or 0) + sign * value
-      if not later then new_member = old end
-    end
-  elseif op == 'best' then
-    old_stored = old and tonumber(redis.call('ZSCORE', board, old))
-    if not old_stored or sign * value < old_stored then stored = sign * value end
-  elseif later then
-    stored = sign * value
-  end
-  if stored then
-    local moved = false
-    if not changed_boards[code] then
-      local tail = tails[code]
-      if tail == nil then
-        local found = redis.call('ZRANGE', board, n - 1, n - 1, 'WITHSCORES')
-        tail = found[2] and tonumber(found[2]) or false
-        tails[code] = tail
+  if #numbers > 0 then
+    -- The player's entry on each board: "period|member|stored" (stored = sign * value, lower
+    -- is better), one hash per player read and written once.
+    local player = KEYS[7 + count + nboards + rec]
+    local held = redis.call('HMGET', player, unpack(fields))
+    local writes = {}
+    local user = ARGV[4 + (rec - 1) * 5]
+    for i, b in ipairs(numbers) do
+      local a = boards_at + 1 + (b - 1) * 5
+      local op, sign, expire, code, period = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4]
+      local value = tonumber(op == 'set' and ARGV[5 + (rec - 1) * 5] or ARGV[8 + (rec - 1) * 5])
+      local new_member = ARGV[records_at + (rec - 1) * 2]
+      local board = KEYS[7 + count + b]
+      local old, old_stored
+      if held[i] then
+        local old_period, member, stored_text = string.match(held[i], '^([^|]*)|([^|]*)|(.*)$')
+        if old_period == period then old, old_stored = member, tonumber(stored_text) end
       end
-      moved = tail == false or stored <= tail
-      if not moved and old then
-        old_stored = old_stored or tonumber(redis.call('ZSCORE', board, old))
-        moved = old_stored ~= nil and old_stored <= tail
+      local later = not old or string.sub(new_member, 1, 16) >= string.sub(old, 1, 16)
+      local stored
+      if op == 'sum' then
+        if first_answer(rec) then
+          stored = (old_stored or 0) + sign * value
+          if not later then new_member = old end
+        end
+      elseif op == 'best' then
+        if not old_stored or sign * value < old_stored then stored = sign * value end
+      elseif later then
+        stored = sign * value
+      end
+      if stored then
+        if not changed_boards[code] then
+          local tail = tails[code]
+          if tail == nil then
+            local found = redis.call('ZRANGE', board, n - 1, n - 1, 'WITHSCORES')
+            tail = found[2] and tonumber(found[2]) or false
+            tails[code] = tail
+          end
+          if tail == false or stored <= tail or (old_stored and old_stored <= tail) then
+            changed_boards[code] = true
+            changed_list[#changed_list + 1] = code
+          end
+        end
+        if old then redis.call('ZREM', board, old) end
+        redis.call('ZADD', board, stored, new_member)
+        -- A period's index expires after it (its first player makes it): set once a call.
+        if expire > 0 and not old and not expiring[b] then
+          expiring[b] = true
+          redis.call('EXPIREAT', board, expire)
+        end
+        writes[#writes + 1] = code
+        writes[#writes + 1] = period .. '|' .. new_member .. '|' .. stored
       end
     end
-    if old then
-      redis.call('ZREM', board, old)
-    elseif expire > 0 then
-      -- A player new to the period (a new period's key is made by its first player).
-      redis.call('EXPIREAT', at, expire)
-    end
-    redis.call('ZADD', board, stored, new_member)
-    redis.call('HSET', at, user, new_member)
-    if expire > 0 and not old then redis.call('EXPIREAT', board, expire) end
-    if moved then
-      changed_boards[code] = true
-      changed_list[#changed_list + 1] = code
-    end
+    if #writes > 0 then redis.call('HSET', player, unpack(writes)) end
   end
 end
 if #changed_list > 0 then

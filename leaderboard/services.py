@@ -17,7 +17,7 @@ from django.utils.dateparse import parse_datetime
 
 from leaderboard.board import local_board_invalidate
 from leaderboard.board_reads import board_pages_invalidate
-from leaderboard.boards import BoardDef, board_plan, boards_channel, boards_enabled_async, member
+from leaderboard.boards import BoardDef, board_plan, boards_channel, boards_enabled_async, member, player_key
 from leaderboard.events import board_changed_here, score_changed_here
 from leaderboard.ranking import NAMES_KEY, TOP_N, idempotency_key, record_script
 from leaderboard.selectors import board_keys, ranked_scores, user_rank_from_db
@@ -149,7 +149,8 @@ async def _record_in_redis(client, records: list[Record], board: str | None) -> 
 
 def _board_ops_add(boards: dict[str, BoardDef], records: list[Record], keys: list, args: list) -> None:
     """Append the records' board operations to the record script's keys and arguments: each
-    board-period the call touches once, then per record its member and board-periods."""
+    board-period the call touches once, then per record its player hash, member and
+    board-periods."""
     numbers: dict[str, int] = {}
     table: list = []
     per_record: list = []
@@ -158,15 +159,16 @@ def _board_ops_add(boards: dict[str, BoardDef], records: list[Record], keys: lis
             boards, action_type=record.action_type if record.status else None, reached_at=record.reached_at
         )
         mine = []
-        for key, (operator, sign, expires, code, _total) in zip(plan.keys, plan.ops, strict=True):
+        for key, (operator, sign, expires, code, _total, period) in zip(plan.keys, plan.ops, strict=True):
             number = numbers.get(key)
             if number is None:
                 number = numbers[key] = len(numbers) + 1
                 keys.append(key)
-                table += (operator, sign, expires, code)
+                table += (operator, sign, expires, code, period)
             mine.append(number)
         per_record += (member(micros(record.reached_at), record.user_id), " ".join(map(str, mine)))
     if numbers:
+        keys += [player_key(record.user_id) for record in records]
         args.append(len(numbers))
         args += table
         args += per_record

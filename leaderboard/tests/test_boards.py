@@ -518,3 +518,38 @@ def test_staff_changes_are_typed_strictly_and_never_a_500(staff, django_db_block
     assert response.status_code == 400, response.content
     assert response.json()["error_code"] == "INVALID_ACTION"
     assert staff.post("/api/admin/boards", {"code": 0, "title": "Zero"}, format="json").status_code == 400
+
+
+@pytest.mark.redis
+def test_a_rebuild_under_credits_leaves_one_entry_a_player(make_user, boards, credit):
+    """Credits land while the board is rebuilt from the ledger: afterwards every player has
+    one entry, equal to the ledger's (reconcile finds no difference)."""
+    import threading
+
+    from leaderboard.board_services import boards_check
+
+    boards(code="wk", window="weekly")
+    players = [make_user(f"z{n}") for n in range(8)]
+    for player in players:
+        credit(player, 5)
+    stop = threading.Event()
+
+    def rebuild_again():
+        from django.db import connection
+
+        try:
+            while not stop.is_set():
+                boards_rebuild(codes=["wk"])
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=rebuild_again)
+    worker.start()
+    try:
+        for round_ in range(3):
+            for player in players:
+                credit(player, 1 + round_)
+    finally:
+        stop.set()
+        worker.join()
+    assert boards_check() == []

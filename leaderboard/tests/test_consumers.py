@@ -627,7 +627,14 @@ def test_a_boards_change_announced_by_another_process_reaches_the_followers(play
     boards channel, as the record script of a credit elsewhere does it."""
     from django.utils import timezone
 
-    from leaderboard.boards import boards_channel, boards_enabled, member, period_keys
+    from leaderboard.boards import (
+        boards_channel,
+        boards_enabled,
+        member,
+        period_keys,
+        player_entry_text,
+        player_key,
+    )
     from leaderboard.periods import period_at
     from scoreboard_project.redis import redis_client
 
@@ -644,7 +651,8 @@ def test_a_boards_change_announced_by_another_process_reaches_the_followers(play
         bob_member = member(int(timezone.now().timestamp() * 1_000_000), bob.id)
         client = redis_client()
         client.zadd(keys.index, {bob_member: board.sign * 45})
-        client.hset(keys.at, str(bob.id), bob_member)
+        period = period_at(board, timezone.now()).key
+        client.hset(player_key(bob.id), "wins", player_entry_text(period, bob_member, board.sign * 45))
         client.publish(boards_channel(), "global wins")
         update = await next_on(communicator, "wins")
         assert names_and_scores(update) == [("p1", 45), ("p0", 30)]
