@@ -202,3 +202,47 @@ def test_recovery_rebuilds_once_across_processes(disposable_redis, make_user, dj
             assert leaderboard_recover(since=time.time() + 10) == "gave-up"
         finally:
             services.RECOVERY_WAIT_SECONDS = saved
+
+
+def test_boards_are_read_from_the_ledger_while_redis_is_down_and_rebuilt_when_it_returns(
+    asgi, disposable_redis, make_user, login, action_types, django_db_blocker
+):
+    from leaderboard.boards import boards_forget, period_keys
+    from leaderboard.models import Board
+    from leaderboard.periods import period_at
+
+    with django_db_blocker.unblock():
+        board = Board.objects.create(code="wk", title="Week", window="weekly", action_types=["quest"])
+    boards_forget()
+    ada, bob = make_user(), make_user()
+    ada_token, bob_token = login(ada)["access"], login(bob)["access"]
+    assert post(asgi, ada_token, new_action(points=40))[0].status_code == 200
+
+    disposable_redis.stop()
+    for points in (30, 25):
+        assert post(asgi, bob_token, new_action(points=points))[0].status_code == 200
+    page = asgi("GET", "/api/boards/wk")
+    assert page.status_code == 200, page.content
+    assert [(entry["user_id"], entry["score"], entry["rank"]) for entry in page.json()["leaderboard"]] == [
+        (bob.id, 55, 1),
+        (ada.id, 40, 2),
+    ]
+    around = asgi(
+        "GET", "/api/boards/wk/around-me?radius=1", headers={"authorization": f"Bearer {ada_token}"}
+    )
+    assert around.status_code == 200 and around.json()["player"]["rank"] == 2
+
+    # Redis returns empty: the recovery after the outage rebuilds the boards too.
+    disposable_redis.start()
+    time.sleep(0.6)
+    assert post(asgi, ada_token, new_action(points=1))[0].status_code == 200
+    key = period_keys("wk", period_at(board, board.created_at).key).index
+
+    def indexed() -> list[float]:
+        client = redis.Redis(port=disposable_redis.port)
+        try:
+            return sorted(score for _, score in client.zrange(key, 0, -1, withscores=True))
+        finally:
+            client.close()
+
+    assert wait_for(lambda: indexed() == [-55.0, -41.0]), indexed()
