@@ -78,7 +78,7 @@ def seed_redis(players: int, other_size: int, boards: int, out: Path) -> None:
     from django.utils import timezone
 
     from leaderboard.board_selectors import cursor_encode
-    from leaderboard.boards import BoardDef, member, period_keys, player_entry_text, player_key
+    from leaderboard.boards import BoardDef, member, period_index, player_entry_text, player_key
     from leaderboard.models import Board
     from leaderboard.periods import period_at
     from leaderboard.ranking import NAMES_KEY
@@ -104,7 +104,7 @@ def seed_redis(players: int, other_size: int, boards: int, out: Path) -> None:
         )
         board = BoardDef.of(row)
         period = period_at(board, now)
-        keys = period_keys(code, period.key)
+        index = period_index(code, period.key)
         size = players if number == 0 else other_size
         earliest = int(period.starts_at.timestamp() * 1_000_000) if period.starts_at else 0
         earliest = max(earliest, now_micros - 3600 * 1_000_000)
@@ -119,7 +119,7 @@ def seed_redis(players: int, other_size: int, boards: int, out: Path) -> None:
                 scores[text] = board.sign * rng.randint(1, top)
                 held[user_id] = player_entry_text(period.key, text, int(scores[text]))
             with client.pipeline(transaction=False) as pipe:
-                pipe.zadd(keys.index, scores)
+                pipe.zadd(index, scores)
                 for user_id, value in held.items():
                     pipe.hset(player_key(user_id), code, value)
                 pipe.execute()
@@ -132,28 +132,28 @@ def seed_redis(players: int, other_size: int, boards: int, out: Path) -> None:
             "operator": operator,
             "order": order,
             "tie_policy": ties,
-            "entries": client.zcard(keys.index),
+            "entries": client.zcard(index),
             "seed_seconds": round(seconds, 1),
             "used_memory_delta": after - before,
         }
         if number == 0:
-            index_bytes = client.memory_usage(keys.index, samples=0)
+            index_bytes = client.memory_usage(index, samples=0)
             # The players' hashes (one key per player, this board's field in each): the rest.
             at_bytes = after - before - index_bytes
             entry.update(
                 {
-                    "index_key": keys.index,
+                    "index_key": index,
                     "idx_memory_usage": index_bytes,
                     "at_memory_usage": at_bytes,
                     "idx_bytes_per_entry": round(index_bytes / size, 1),
                     "at_bytes_per_entry": round(at_bytes / size, 1),
                     "used_memory_bytes_per_entry": round((after - before) / size, 1),
-                    "encoding_idx": client.object("encoding", keys.index).decode(),
+                    "encoding_idx": client.object("encoding", index).decode(),
                     "encoding_at": client.object("encoding", player_key(ids[0])).decode(),
                 }
             )
             middle = size // 2
-            (text, score), *_ = client.zrange(keys.index, middle, middle, withscores=True)
+            (text, score), *_ = client.zrange(index, middle, middle, withscores=True)
             (out / "cursor.txt").write_text(cursor_encode(period, int(score), text.decode()) + "\n")
         info["boards"].append(entry)
         print(

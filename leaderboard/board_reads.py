@@ -19,29 +19,12 @@ from leaderboard.board_selectors import (
     period_resolve,
 )
 from leaderboard.boards import BoardDef, boards_enabled_async
+from leaderboard.events import listen
 from scoreboard_project.errors import InvalidAction, NotFound
-
-_encode_text = json.JSONEncoder(separators=(",", ":")).encode
-
-
-def _encode(body: dict) -> bytes:
-    return _encode_text(body).encode()
-
-
-def listen() -> None:
-    from leaderboard.events import listen as events_listen
-
-    events_listen()
-
+from scoreboard_project.hotpath import json_bytes
 
 DEFAULT_LIMIT = 10
 DEFAULT_RADIUS = 5
-KNOWN = {
-    "list": set(),
-    "page": {"limit", "cursor", "period"},
-    "around": {"radius", "period"},
-    "player": {"period"},
-}
 PLAYER_ID = re.compile(r"^[1-9][0-9]{0,17}$")
 
 
@@ -107,7 +90,7 @@ async def board_read_body(code: str, query: dict[str, list[str]]) -> bytes:
     period = period_resolve(board, params.get("period"))
     cursor = params.get("cursor") or None
     if cursor is not None:
-        return _encode(await board_page(board=board, period=period, limit=limit, cursor=cursor))
+        return json_bytes(await board_page(board=board, period=period, limit=limit, cursor=cursor))
     key = (board, period.key, limit)
     found = _tops.get(key)
     now = time.monotonic()
@@ -119,7 +102,7 @@ async def board_read_body(code: str, query: dict[str, list[str]]) -> bytes:
     ):
         return found[3]
     listen()  # this loop hears the changes from now on
-    body = _encode(await board_page(board=board, period=period, limit=limit, cursor=None))
+    body = json_bytes(await board_page(board=board, period=period, limit=limit, cursor=None))
     if len(_tops) > 10_000:
         _tops.clear()
     _tops[key] = (now, generation, changes, body)

@@ -9,26 +9,26 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import heapq
 import logging
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef
-from django.db.models.functions import Now
 from django.utils import timezone
 
 from leaderboard import board as local_board
-from leaderboard.boards import BoardDef, member, member_micros, member_user, period_keys, player_key
+from leaderboard.boards import BoardDef, member, member_micros, member_user, period_index, player_key
 from leaderboard.periods import Period, period_at, period_before, period_parse
 from leaderboard.ranking import NAMES_KEY
-from leaderboard.selectors import iso_from_micros, ranked_scores, usernames
+from leaderboard.selectors import iso_from_micros, micros, ranked_scores, usernames
 from scoreboard_project import aio
 from scoreboard_project.errors import InvalidAction, NotFound
 from scoreboard_project.redis import LuaScript, RedisError
+from scores.selectors import ranked_users
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,6 @@ MAX_RADIUS = 50
 # a credit whose statement began before the boundary has committed by then.
 ARCHIVE_GRACE = timedelta(seconds=60)
 MEMBER = re.compile(r"^\d{16}:\d{10}$")
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +152,7 @@ def cursor_decode(cursor: str, period: Period) -> tuple[int, str]:
 # ---- answers ---------------------------------------------------------------------------------
 
 
-def _entry(board: BoardDef, standing: Standing, rank: int, name: str) -> dict:
+def _entry(standing: Standing, rank: int, name: str) -> dict:
     return {
         "rank": rank,
         "user_id": standing.user_id,
@@ -180,7 +179,6 @@ class Slice:
     def entries(self, board: BoardDef) -> list[dict]:
         return [
             _entry(
-                board,
                 standing,
                 _rank(board, self.first + offset, better),
                 self.names.get(standing.user_id, ""),
@@ -238,7 +236,8 @@ async def board_player(*, board: BoardDef, period: Period, user_id: int) -> dict
 
 
 async def _read(board: BoardDef, period: Period, mode: str, a, b, count: int) -> Slice:
-    if period.ends_at is not None and period.ends_at + ARCHIVE_GRACE <= timezone.now():
+    now = timezone.now()
+    if period.ends_at is not None and period.ends_at + ARCHIVE_GRACE <= now:
         from leaderboard.board_services import board_archive
 
         standings = await aio.db_call(board_archive)(board=board, period=period)
@@ -246,7 +245,7 @@ async def _read(board: BoardDef, period: Period, mode: str, a, b, count: int) ->
     client = aio.async_redis()
     # Player hashes name entries of the current period only: a player's place in a closed
     # period (in its first minute, before the archive) is found in the ledger.
-    closed = period.ends_at is not None and period.ends_at <= timezone.now()
+    closed = period.ends_at is not None and period.ends_at <= now
     if client is not None and not (closed and mode == "around"):
         try:
             return await _read_redis(client, board, period, mode, a, b, count)
@@ -256,7 +255,7 @@ async def _read(board: BoardDef, period: Period, mode: str, a, b, count: int) ->
 
 
 async def _read_redis(client, board: BoardDef, period: Period, mode: str, a, b, count: int) -> Slice:
-    index = period_keys(board.code, period.key).index
+    index = period_index(board.code, period.key)
     holder = player_key(int(a)) if mode == "around" else index
     found = await read_script(client, [index, holder, NAMES_KEY], [mode, a, b, count, board.code, period.key])
     if found[0] == -1:
@@ -283,8 +282,6 @@ async def _read_redis(client, board: BoardDef, period: Period, mode: str, a, b, 
 
 async def _slice_of(board: BoardDef, standings: list[Standing], mode: str, a, b, count: int) -> Slice:
     """The same slice as the script's, from a list already in board order."""
-    import bisect
-
     keys = [standing.key(board.sign) for standing in standings]
     if mode == "top":
         first = int(a)
@@ -307,19 +304,6 @@ async def _slice_of(board: BoardDef, standings: list[Standing], mode: str, a, b,
 # ---- the standings from the database -----------------------------------------------------
 
 
-def _micros(moment: datetime) -> int:
-    return (moment - EPOCH) // timedelta(microseconds=1)
-
-
-def _ranked_users():
-    """Users who may appear in rankings (active, not banned), as a filter on user_id."""
-    from accounts.models import User
-    from antifraud.models import Ban
-
-    banned = Ban.objects.filter(user_id=OuterRef("pk"), lifted_at__isnull=True, ends_at__gt=Now())
-    return User.objects.filter(is_active=True).filter(~Exists(banned)).values("pk")
-
-
 def ledger_rows(board: BoardDef, period: Period, *, user_ids=None):
     """(user_id, points, created_at) of the credited, unvoided actions that count for the
     board in the period, live and archived, in the order they were credited."""
@@ -332,7 +316,7 @@ def ledger_rows(board: BoardDef, period: Period, *, user_ids=None):
             rows = rows.filter(created_at__gte=period.starts_at, created_at__lt=period.ends_at)
         if board.action_types:
             rows = rows.filter(action_type__in=sorted(board.action_types))
-        rows = rows.filter(user_id__in=user_ids if user_ids is not None else _ranked_users())
+        rows = rows.filter(user_id__in=user_ids if user_ids is not None else ranked_users().values("pk"))
         queries.append(
             rows.order_by("created_at", "id")
             .values_list("user_id", "points", "created_at")
@@ -362,11 +346,11 @@ def board_standings(board: BoardDef, period: Period) -> list[Standing]:
     if board.is_global:
         rows = ranked_scores().values_list("user_id", "total_score", "updated_at")
         standings = [
-            Standing(user_id, total, _micros(at)) for user_id, total, at in rows.iterator(chunk_size=5000)
+            Standing(user_id, total, micros(at)) for user_id, total, at in rows.iterator(chunk_size=5000)
         ]
     else:
         folded = board_fold(board, ledger_rows(board, period))
-        standings = [Standing(user_id, value, _micros(at)) for user_id, (value, at) in folded.items()]
+        standings = [Standing(user_id, value, micros(at)) for user_id, (value, at) in folded.items()]
     standings.sort(key=lambda standing: standing.key(board.sign))
     return standings
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -25,31 +25,25 @@ from leaderboard.boards import (
     BoardDef,
     boards_channel,
     boards_enabled,
+    boards_forget,
     expire_at,
     member,
     member_user,
-    period_keys,
+    period_index,
     player_entry,
     player_entry_text,
     player_key,
 )
 from leaderboard.events import board_changed_here
 from leaderboard.models import Board, BoardArchive, BoardStanding
-from leaderboard.periods import Period, period_at, period_before
+from leaderboard.periods import Period, period_at, period_before, period_parse
+from leaderboard.selectors import micros, moment_of_micros, ranked_scores
 from scoreboard_project.errors import InvalidAction
 from scoreboard_project.redis import RedisError, redis_client
+from scores.selectors import ranked_users
 
 logger = logging.getLogger(__name__)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CHUNK = 5000
-
-
-def _at(micros: int) -> datetime:
-    return EPOCH + timedelta(microseconds=micros)
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - EPOCH) // timedelta(microseconds=1)
 
 
 def live_periods(board: BoardDef, now: datetime | None = None) -> list[Period]:
@@ -57,8 +51,6 @@ def live_periods(board: BoardDef, now: datetime | None = None) -> list[Period]:
     now = now or timezone.now()
     current = period_at(board, now)
     if current is None:  # an event before or after its bounds
-        from leaderboard.periods import period_parse
-
         return [period_parse(board, "event")]
     previous = period_before(board, current)
     return [current] + ([previous] if previous is not None else [])
@@ -74,7 +66,7 @@ def board_rebuild(*, board: BoardDef, period: Period, players: bool = True) -> i
     if client is None:
         return len(standings)
     started = timezone.now() - timedelta(seconds=5)
-    index = period_keys(board.code, period.key).index
+    index = period_index(board.code, period.key)
     index_tmp = f"{index}:rebuild:{uuid.uuid4().hex}"
     for start in range(0, len(standings), CHUNK):
         chunk = standings[start : start + CHUNK]
@@ -117,20 +109,16 @@ def _credited_since(board: BoardDef, period: Period, since: datetime) -> set[int
 
 def _player_standing(board: BoardDef, period: Period, user_id: int) -> Standing | None:
     """One player's entry on a board-period, from the database (None: not ranked there)."""
-    from leaderboard.selectors import ranked_scores
-
     if board.is_global:
         found = ranked_scores().filter(user_id=user_id).values_list("total_score", "updated_at").first()
-        return Standing(user_id, found[0], _micros(found[1])) if found else None
-    from leaderboard.board_selectors import _ranked_users
-
-    if not _ranked_users().filter(pk=user_id).exists():
+        return Standing(user_id, found[0], micros(found[1])) if found else None
+    if not ranked_users().filter(pk=user_id).exists():
         return None
     folded = board_fold(board, ledger_rows(board, period, user_ids=[user_id]))
     if user_id not in folded:
         return None
     value, reached = folded[user_id]
-    return Standing(user_id, value, _micros(reached))
+    return Standing(user_id, value, micros(reached))
 
 
 def _entries_set(
@@ -138,7 +126,7 @@ def _entries_set(
 ) -> None:
     """Make these players' entries on a board's current period equal the database's (and
     remove `stale` members of theirs that their hash no longer names)."""
-    index = period_keys(board.code, period.key).index
+    index = period_index(board.code, period.key)
     expires = expire_at(period)
     for user_id in sorted(user_ids):
         standing = _player_standing(board, period, user_id)
@@ -189,8 +177,6 @@ def board_user_sync(*, user_id: int) -> None:
 
 def boards_rebuild(*, codes: list[str] | None = None) -> dict[tuple[str, str], int]:
     """Rebuild the live periods of every enabled board (or of `codes`) from the ledger."""
-    from leaderboard.boards import boards_forget
-
     boards_forget()
     sizes = {}
     for board in boards_enabled().values():
@@ -221,9 +207,7 @@ def boards_check() -> list[BoardDifference]:
         for period in live_periods(board):
             index: dict[int, int] = {}
             twice: set[int] = set()  # a player with two entries is a difference too
-            for text, score in client.zrange(
-                period_keys(board.code, period.key).index, 0, -1, withscores=True
-            ):
+            for text, score in client.zrange(period_index(board.code, period.key), 0, -1, withscores=True):
                 user_id = member_user(text.decode())
                 if user_id in index:
                     twice.add(user_id)
@@ -258,7 +242,7 @@ def board_archive(*, board: BoardDef, period: Period) -> list[Standing]:
                             rank=ranks[position],
                             user_id=standing.user_id,
                             value=standing.value,
-                            reached_at=_at(standing.reached_micros),
+                            reached_at=moment_of_micros(standing.reached_micros),
                         )
                         for position, standing in enumerate(standings)
                     ],
@@ -271,7 +255,7 @@ def board_archive(*, board: BoardDef, period: Period) -> list[Standing]:
             return standings
     rows = BoardStanding.objects.filter(board=row, period=period.key).order_by("position")
     return [
-        Standing(user_id, value, _micros(reached))
+        Standing(user_id, value, micros(reached))
         for user_id, value, reached in rows.values_list("user_id", "value", "reached_at").iterator(
             chunk_size=CHUNK
         )
@@ -297,8 +281,6 @@ def boards_archive_ended(*, now: datetime | None = None) -> int:
         current = period_at(board, now)
         candidates = [period_before(board, current)] if current is not None else []
         if board.window == "event" and board.ends_at is not None and board.ends_at <= now:
-            from leaderboard.periods import period_parse
-
             candidates = [period_parse(board, "event")]
         for period in candidates:
             if period is None or period.ends_at is None or period.ends_at + ARCHIVE_GRACE > now:
@@ -313,7 +295,6 @@ def board_define(*, data: dict, instance: Board | None = None, by=None) -> Board
     """Create or change a board; its live periods are rebuilt from the ledger after the
     commit (a task), since the change may count other actions or count them otherwise."""
     from antifraud.services import audit_record
-    from leaderboard.boards import boards_forget
     from scores.outbox import outbox_enqueue
 
     with transaction.atomic():

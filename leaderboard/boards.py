@@ -119,14 +119,10 @@ def boards_forget() -> None:
     _boards.forget()
 
 
-@dataclass(frozen=True, slots=True)
-class PeriodKeys:
-    index: str
-
-
 @lru_cache(maxsize=4096)
-def period_keys(code: str, period_key: str) -> PeriodKeys:
-    return PeriodKeys(f"board:{code}:{period_key}:idx")
+def period_index(code: str, period_key: str) -> str:
+    """The key of a board-period's sorted set."""
+    return f"board:{code}:{period_key}:idx"
 
 
 def player_key(user_id: int) -> str:
@@ -176,14 +172,13 @@ def expire_at(period: Period) -> int:
 @dataclass(frozen=True, slots=True)
 class BoardPlan:
     """What a credit of one action type does to the boards, valid for credits reached in
-    [since, until): each board-period's index key, and per board its operator, sign, index
-    expiry, code, whether it takes the total (the global board) rather than the points, and
-    its period's key."""
+    [since, until): each board-period's index key, and per board its operator ("set" for the
+    global board: it takes the ledger's total), sign, index expiry, code and period key."""
 
     since: datetime | None
     until: datetime | None
     keys: tuple[str, ...]
-    ops: tuple[tuple[str, int, int, str, bool, str], ...]
+    ops: tuple[tuple[str, int, int, str, str], ...]
 
     def holds(self, moment: datetime) -> bool:
         return (self.since is None or self.since <= moment) and (self.until is None or moment < self.until)
@@ -214,9 +209,9 @@ def board_plan(boards: dict[str, BoardDef], *, action_type: str | None, reached_
         if period.starts_at is not None:
             since = period.starts_at if since is None else max(since, period.starts_at)
             until = period.ends_at if until is None else min(until, period.ends_at)
-        keys.append(period_keys(board.code, period.key).index)
+        keys.append(period_index(board.code, period.key))
         operator = "set" if board.is_global else board.operator
-        ops.append((operator, board.sign, expire_at(period), board.code, board.is_global, period.key))
+        ops.append((operator, board.sign, expire_at(period), board.code, period.key))
     plan = BoardPlan(since, until, tuple(keys), tuple(ops))
     if len(_plans) > 1000:  # many copies of the boards over time: drop the old ones
         _plans.clear()

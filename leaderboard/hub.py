@@ -160,21 +160,9 @@ class Hub:
                 continue  # nobody here follows it (the global board has its own channel)
             feed.dirty = True
             if feed.broadcaster is None or feed.broadcaster.done():
-                feed.broadcaster = self.loop.create_task(self._feed_while_dirty(feed))
-
-    async def _feed_while_dirty(self, feed: Feed) -> None:
-        while feed.dirty and feed.sockets:
-            wait = feed.last_sent + settings.WS_BROADCAST_INTERVAL - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)  # changes meanwhile join this broadcast
-            feed.dirty = False
-            feed.last_sent = time.monotonic()
-            try:
-                await self._feed_broadcast(feed)
-            except ApiError as error:  # disabled since it was followed: its followers keep it
-                logger.info("board %s not broadcast: %s", feed.code, error.message)
-            except Exception:
-                logger.exception("board %s broadcast failed", feed.code)
+                feed.broadcaster = self.loop.create_task(
+                    self._while_dirty(feed, lambda feed=feed: self._feed_broadcast(feed), feed.code)
+                )
 
     async def _feed_broadcast(self, feed: Feed) -> None:
         entries = await board_top(feed.code)
@@ -182,32 +170,35 @@ class Hub:
             return
         data = board_data(entries, changed_ranks(feed.last_entries, entries), feed.code)
         feed.last_entries = entries
-        outgoing = [
-            (socket, text) for socket in list(feed.sockets) if (text := socket.followed_text(feed.code, data))
-        ]
-        await asyncio.gather(
-            *(
-                self._send_chunk(outgoing[start : start + FANOUT_CHUNK])
-                for start in range(0, len(outgoing), FANOUT_CHUNK)
-            )
+        await self._fan_out(
+            [
+                (socket, text)
+                for socket in list(feed.sockets)
+                if (text := socket.followed_text(feed.code, data))
+            ]
         )
 
     def board_changed(self) -> None:
         self.dirty = True
         if self.sockets and (self.broadcaster is None or self.broadcaster.done()):
-            self.broadcaster = self.loop.create_task(self._broadcast_while_dirty())
+            self.broadcaster = self.loop.create_task(self._while_dirty(self, self._broadcast, "global"))
 
-    async def _broadcast_while_dirty(self) -> None:
-        while self.dirty and self.sockets:
-            wait = self.last_sent + settings.WS_BROADCAST_INTERVAL - time.monotonic()
+    async def _while_dirty(self, state: Hub | Feed, broadcast, code: str) -> None:
+        """Broadcast a board while `state` (this hub for the global board, or a Feed) is
+        dirty and followed: at most one per WS_BROADCAST_INTERVAL, the changes meanwhile
+        joining it."""
+        while state.dirty and state.sockets:
+            wait = state.last_sent + settings.WS_BROADCAST_INTERVAL - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)  # changes meanwhile join this broadcast
-            self.dirty = False
-            self.last_sent = time.monotonic()
+            state.dirty = False
+            state.last_sent = time.monotonic()
             try:
-                await self._broadcast()
+                await broadcast()
+            except ApiError as error:  # disabled since it was followed: its followers keep it
+                logger.info("board %s not broadcast: %s", code, error.message)
             except Exception:
-                logger.exception("board broadcast failed")
+                logger.exception("board %s broadcast failed", code)
 
     async def _broadcast(self) -> None:
         body, _version = await board_versioned()
@@ -216,10 +207,14 @@ class Hub:
             return
         data = board_data(entries, changed_ranks(self.last_entries, entries))
         self.last_entries = entries
-        outgoing = [(socket, text) for socket in list(self.sockets) if (text := socket.board_text(data))]
-        # Chunks of sockets, each written in sequence by one task: no task per socket (their
-        # creation and the garbage they leave cost more than the writes), and a stalled peer
-        # holds up only its chunk, and only for FANOUT_STALL_SECONDS before it is dropped.
+        await self._fan_out(
+            [(socket, text) for socket in list(self.sockets) if (text := socket.board_text(data))]
+        )
+
+    async def _fan_out(self, outgoing: list[tuple[ScoreboardConsumer, str]]) -> None:
+        """Chunks of sockets, each written in sequence by one task: no task per socket (their
+        creation and the garbage they leave cost more than the writes), and a stalled peer
+        holds up only its chunk, and only for FANOUT_STALL_SECONDS before it is dropped."""
         await asyncio.gather(
             *(
                 self._send_chunk(outgoing[start : start + FANOUT_CHUNK])

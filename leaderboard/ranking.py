@@ -100,9 +100,10 @@ local records_at = boards_at + 1 + nboards * 5
 for rec = 1, (nboards > 0) and count or 0 do
   local list = ARGV[records_at + (rec - 1) * 2 + 1]
   local numbers, fields = {}, {}
-  for number in string.gmatch(list, '%d+') do
-    numbers[#numbers + 1] = tonumber(number)
-    fields[#fields + 1] = ARGV[boards_at + 1 + (tonumber(number) - 1) * 5 + 3]
+  for text in string.gmatch(list, '%d+') do
+    local number = tonumber(text)
+    numbers[#numbers + 1] = number
+    fields[#fields + 1] = ARGV[boards_at + 1 + (number - 1) * 5 + 3]
   end
   if #numbers > 0 then
     -- The player's entry on each board: "period|member|stored" (stored = sign * value, lower
@@ -110,7 +111,6 @@ for rec = 1, (nboards > 0) and count or 0 do
     local player = KEYS[7 + count + nboards + rec]
     local held = redis.call('HMGET', player, unpack(fields))
     local writes = {}
-    local user = ARGV[4 + (rec - 1) * 5]
     for i, b in ipairs(numbers) do
       local a = boards_at + 1 + (b - 1) * 5
       local op, sign, expire, code, period = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4]

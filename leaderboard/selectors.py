@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from django.conf import settings
@@ -18,6 +18,18 @@ from scoreboard_project.redis import RedisError
 from scores.models import Score
 
 logger = logging.getLogger(__name__)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(moment: datetime) -> int:
+    """Epoch microseconds: the reach times of the ranking indexes."""
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def moment_of_micros(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)
 
 
 def iso(moment: datetime) -> str:

@@ -20,18 +20,13 @@ from leaderboard.board_reads import board_pages_invalidate
 from leaderboard.boards import BoardDef, board_plan, boards_channel, boards_enabled_async, member, player_key
 from leaderboard.events import board_changed_here, score_changed_here
 from leaderboard.ranking import NAMES_KEY, TOP_N, idempotency_key, record_script
-from leaderboard.selectors import board_keys, ranked_scores, user_rank_from_db
+from leaderboard.selectors import board_keys, micros, ranked_scores, user_rank_from_db
 from scoreboard_project import aio
 from scoreboard_project.redis import RedisError, redis_client
 
 logger = logging.getLogger(__name__)
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 REBUILD_CHUNK = 5000
-
-
-def micros(moment: datetime) -> int:
-    return (moment - EPOCH) // timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,12 +154,12 @@ def _board_ops_add(boards: dict[str, BoardDef], records: list[Record], keys: lis
             boards, action_type=record.action_type if record.status else None, reached_at=record.reached_at
         )
         mine = []
-        for key, (operator, sign, expires, code, _total, period) in zip(plan.keys, plan.ops, strict=True):
+        for key, op in zip(plan.keys, plan.ops, strict=True):
             number = numbers.get(key)
             if number is None:
                 number = numbers[key] = len(numbers) + 1
                 keys.append(key)
-                table += (operator, sign, expires, code, period)
+                table += op
             mine.append(number)
         per_record += (member(micros(record.reached_at), record.user_id), " ".join(map(str, mine)))
     if numbers:

@@ -102,8 +102,12 @@ _decode = json.JSONDecoder(parse_constant=_reject_constant).decode
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
+def json_bytes(body: dict) -> bytes:
+    return _encode(body).encode()
+
+
 def json_response(status: int, body: dict, headers: tuple[tuple[bytes, bytes], ...] = ()) -> HotResponse:
-    return HotResponse(status, _encode(body).encode(), headers)
+    return HotResponse(status, json_bytes(body), headers)
 
 
 def error_response(error: ApiError) -> HotResponse:

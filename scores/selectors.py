@@ -69,8 +69,8 @@ def batch_players(*, user_ids: set[int]) -> tuple[set[int], set[int]]:
     return active, reviewed_player_ids() & active
 
 
-def active_player_ids(*, user_ids: set[int]) -> set[int]:
-    """Which of these users exist, are active and are not banned."""
+def ranked_users():
+    """The users who may score and appear in rankings: active and not banned."""
     from django.db.models import Exists, OuterRef
     from django.db.models.functions import Now
 
@@ -78,8 +78,9 @@ def active_player_ids(*, user_ids: set[int]) -> set[int]:
     from antifraud.models import Ban
 
     banned = Ban.objects.filter(user_id=OuterRef("pk"), lifted_at__isnull=True, ends_at__gt=Now())
-    return set(
-        User.objects.filter(id__in=user_ids, is_active=True)
-        .filter(~Exists(banned))
-        .values_list("id", flat=True)
-    )
+    return User.objects.filter(is_active=True).filter(~Exists(banned))
+
+
+def active_player_ids(*, user_ids: set[int]) -> set[int]:
+    """Which of these users exist, are active and are not banned."""
+    return set(ranked_users().filter(id__in=user_ids).values_list("id", flat=True))

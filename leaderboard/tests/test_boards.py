@@ -221,11 +221,18 @@ def test_ended_periods_are_archived_by_the_periodic_task(make_user, boards, ledg
     from leaderboard import board_services
 
     monkeypatch.setattr(board_services, "ARCHIVE_GRACE", timedelta(0))
-    boards(code="monthly", window="monthly")
-    ledger(make_user("ada"), 7, timezone.now() - timedelta(days=32))
+    from leaderboard.periods import period_at, period_before
+
+    monthly = boards(code="monthly", window="monthly")
+    last_month = period_before(monthly, period_at(monthly, timezone.now()))
+    ada = make_user("ada")
+    ledger(ada, 7, last_month.starts_at + timedelta(hours=1))
     assert boards_archive_ended() == 1
     assert boards_archive_ended() == 0  # once
-    assert BoardArchive.objects.get(board__code="monthly").players in (0, 1)
+    archive = BoardArchive.objects.get(board__code="monthly")
+    assert (archive.period, archive.players) == (last_month.key, 1)
+    standing = BoardStanding.objects.get(board__code="monthly")
+    assert (standing.user_id, standing.value, standing.rank) == (ada.id, 7, 1)
 
 
 def test_an_event_board_counts_only_its_window(make_user, boards, credit, asgi, ledger):

@@ -631,7 +631,7 @@ def test_a_boards_change_announced_by_another_process_reaches_the_followers(play
         boards_channel,
         boards_enabled,
         member,
-        period_keys,
+        period_index,
         player_entry_text,
         player_key,
     )
@@ -647,10 +647,10 @@ def test_a_boards_change_announced_by_another_process_reaches_the_followers(play
         await opened(communicator)
         await subscribed(communicator, "wins")
         board = boards_enabled()["wins"]
-        keys = period_keys("wins", period_at(board, timezone.now()).key)
+        index = period_index("wins", period_at(board, timezone.now()).key)
         bob_member = member(int(timezone.now().timestamp() * 1_000_000), bob.id)
         client = redis_client()
-        client.zadd(keys.index, {bob_member: board.sign * 45})
+        client.zadd(index, {bob_member: board.sign * 45})
         period = period_at(board, timezone.now()).key
         client.hset(player_key(bob.id), "wins", player_entry_text(period, bob_member, board.sign * 45))
         client.publish(boards_channel(), "global wins")

@@ -133,14 +133,12 @@ def browser():
     shutil.rmtree(driver.profile_dir, ignore_errors=True)
 
 
-def test_the_live_page_follows_the_board_through_a_session_and_a_server_restart(
-    server, browser, make_user, login, tmp_path
-):
-    from scores.services import score_submit_sync
-    from scores.validation import ScoreAction
+def page_watch(browser, server, script: str):
+    """`page()` reads the page's state with `script`; `wait_for(predicate, what)` waits until
+    the predicate holds on it, or fails with the page, the browser console and the server log."""
 
     def page() -> dict:
-        return browser.execute_script(READ_PAGE)
+        return browser.execute_script(script)
 
     def wait_for(predicate, what: str, timeout: float = 15):
         try:
@@ -153,6 +151,17 @@ def test_the_live_page_follows_the_board_through_a_session_and_a_server_restart(
                 f"{what}: not seen within {timeout} s\npage: {page()}\nconsole:\n{console}\n"
                 f"server:\n{server.output()}"
             )
+
+    return page, wait_for
+
+
+def test_the_live_page_follows_the_board_through_a_session_and_a_server_restart(
+    server, browser, make_user, login, tmp_path
+):
+    from scores.services import score_submit_sync
+    from scores.validation import ScoreAction
+
+    page, wait_for = page_watch(browser, server, READ_PAGE)
 
     def stored(field: str):
         return browser.execute_script(
@@ -328,20 +337,7 @@ def test_the_picker_shows_any_boards_top_ten_live_and_where_the_player_stands_on
 
     server = boards_server
 
-    def page() -> dict:
-        return browser.execute_script(READ_BOARDS)
-
-    def wait_for(predicate, what: str, timeout: float = 15):
-        try:
-            return webdriver_wait.WebDriverWait(browser, timeout, poll_frequency=0.05).until(
-                lambda _driver: predicate(page())
-            )
-        except Exception:
-            console = "\n".join(str(entry) for entry in browser.get_log("browser"))
-            pytest.fail(
-                f"{what}: not seen within {timeout} s\npage: {page()}\nconsole:\n{console}\n"
-                f"server:\n{server.output()}"
-            )
+    page, wait_for = page_watch(browser, server, READ_BOARDS)
 
     def credit(token: str, action_type: str, points: int) -> dict:
         action = {"action_id": str(uuid.uuid4()), "action_type": action_type, "points": points}

@@ -207,7 +207,7 @@ def test_recovery_rebuilds_once_across_processes(disposable_redis, make_user, dj
 def test_boards_are_read_from_the_ledger_while_redis_is_down_and_rebuilt_when_it_returns(
     asgi, disposable_redis, make_user, login, action_types, django_db_blocker
 ):
-    from leaderboard.boards import boards_forget, period_keys
+    from leaderboard.boards import boards_forget, period_index
     from leaderboard.models import Board
     from leaderboard.periods import period_at
 
@@ -236,7 +236,7 @@ def test_boards_are_read_from_the_ledger_while_redis_is_down_and_rebuilt_when_it
     disposable_redis.start()
     time.sleep(0.6)
     assert post(asgi, ada_token, new_action(points=1))[0].status_code == 200
-    key = period_keys("wk", period_at(board, board.created_at).key).index
+    key = period_index("wk", period_at(board, board.created_at).key)
 
     def indexed() -> list[float]:
         client = redis.Redis(port=disposable_redis.port)
